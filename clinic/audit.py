@@ -1,0 +1,33 @@
+"""Writing the audit trail. Called by services inside the same transaction as the change."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+
+from clinic.models import AuditEvent
+
+
+def client_ip(request: HttpRequest | None) -> str | None:
+    if request is None:
+        return None
+    # Behind the reverse proxy the real client comes first in X-Forwarded-For.
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    return forwarded.split(",")[0].strip() or request.META.get("REMOTE_ADDR") or None
+
+
+def record(*, request: HttpRequest | None, user: Any, action: str, obj: Any, clinic_id: int | None,
+           detail: dict | None = None) -> AuditEvent:
+    user = user if user is not None and getattr(user, "is_authenticated", False) else None
+    return AuditEvent.objects.create(
+        user=user,
+        username=user.get_username() if user else "",
+        action=action,
+        object_type=type(obj).__name__,
+        object_id=str(obj.pk),
+        object_repr=str(obj)[:200],
+        clinic_id=clinic_id,
+        ip_address=client_ip(request),
+        detail=detail or {},
+    )

@@ -1,0 +1,118 @@
+"""Clinics, the clinicians who belong to them, their patients, and the audit trail."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class Clinic(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    """A clinician's place in a clinic; a clinician may belong to several clinics."""
+
+    class Role(models.TextChoices):
+        CLINICIAN = "clinician", "Clinician"
+        LEAD = "lead", "Clinic lead"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.CLINICIAN)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "clinic"], name="one_membership_per_clinic")]
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.clinic}"
+
+
+class Patient(models.Model):
+    class Sex(models.TextChoices):
+        FEMALE = "female", "Female"
+        MALE = "male", "Male"
+        OTHER = "other", "Other"
+        UNKNOWN = "unknown", "Unknown"
+
+    class SkinType(models.TextChoices):
+        """Fitzpatrick skin phototype."""
+
+        I = "I", "I – always burns, never tans"  # noqa: E741
+        II = "II", "II – usually burns, tans minimally"
+        III = "III", "III – sometimes burns, tans uniformly"
+        IV = "IV", "IV – burns minimally, always tans"
+        V = "V", "V – very rarely burns, tans profusely"
+        VI = "VI", "VI – never burns"
+
+    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="patients")
+    identifier = models.CharField("MRN / identifier", max_length=64)
+    name = models.CharField(max_length=200)
+    date_of_birth = models.DateField(null=True, blank=True)
+    sex = models.CharField(max_length=10, choices=Sex.choices, default=Sex.UNKNOWN)
+    skin_type = models.CharField("Fitzpatrick skin type", max_length=3, choices=SkinType.choices, blank=True)
+    notes = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True,
+                                   blank=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["clinic", "identifier"], name="identifier_unique_per_clinic"),
+        ]
+        indexes = [
+            models.Index(fields=["clinic", "name", "id"], name="patient_clinic_name"),
+            models.Index(fields=["clinic", "-updated_at"], name="patient_clinic_updated"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.identifier})"
+
+
+class AuditEvent(models.Model):
+    """Who viewed, created, changed, deleted or downloaded a record, when and from where.
+
+    Rows are written in the same transaction as the change they record and are never
+    edited: the admin offers them read-only, and save() refuses updates.
+    """
+
+    class Action(models.TextChoices):
+        VIEW = "view", "Viewed"
+        CREATE = "create", "Created"
+        CHANGE = "change", "Changed"
+        DELETE = "delete", "Deleted"
+        DOWNLOAD = "download", "Downloaded image"
+        LOGIN = "login", "Logged in"
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                             related_name="+")
+    username = models.CharField(max_length=150, blank=True)
+    action = models.CharField(max_length=10, choices=Action.choices)
+    object_type = models.CharField(max_length=40)
+    object_id = models.CharField(max_length=40)
+    object_repr = models.CharField(max_length=200, blank=True)
+    clinic_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["object_type", "object_id"], name="audit_object")]
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None:
+            raise ValueError("audit events are append-only")
+        super().save(*args, **kwargs)
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.username} {self.action} {self.object_type} {self.object_id}"

@@ -1,0 +1,33 @@
+"""Reads scoped to what a clinician may see: their own clinics' records, else 404."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Count, Q, QuerySet
+from django.shortcuts import get_object_or_404
+
+from clinic.models import Clinic, Patient
+
+
+def clinics_for(user: AbstractBaseUser) -> QuerySet[Clinic]:
+    return Clinic.objects.filter(memberships__user=user)
+
+
+def clinic_ids_for(user: AbstractBaseUser) -> list[int]:
+    cached = getattr(user, "_clinic_ids", None)
+    if cached is None:
+        cached = list(clinics_for(user).values_list("id", flat=True))
+        user._clinic_ids = cached
+    return cached
+
+
+def patients_for(user: AbstractBaseUser, query: str = "") -> QuerySet[Patient]:
+    patients = Patient.objects.filter(clinic_id__in=clinic_ids_for(user)).select_related("clinic")
+    query = query.strip()
+    if query:
+        patients = patients.filter(Q(identifier__istartswith=query) | Q(name__icontains=query))
+    return patients.annotate(lesion_count=Count("lesions")).order_by("name", "id")
+
+
+def patient_for(user: AbstractBaseUser, pk: int) -> Patient:
+    return get_object_or_404(Patient.objects.select_related("clinic"), pk=pk, clinic_id__in=clinic_ids_for(user))

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class LesionsConfig(AppConfig):
+    name = "lesions"
+    verbose_name = "Lesions, captures and analyses"

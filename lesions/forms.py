@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from django import forms
+
+from lesions.models import Capture, Histopathology, Lesion
+
+# The D of Stolz's ABCD rule: differential structures the clinician sees.
+DERMOSCOPIC_STRUCTURES = [
+    ("pigment_network", "Pigment network"),
+    ("structureless", "Structureless (homogeneous) areas"),
+    ("dots", "Dots"),
+    ("globules", "Globules"),
+    ("streaks", "Streaks"),
+]
+
+
+class LesionForm(forms.ModelForm):
+    class Meta:
+        model = Lesion
+        fields = ["label", "body_site", "status", "notes"]
+        widgets = {"notes": forms.Textarea(attrs={"rows": 3})}
+
+
+class AssessmentForm(forms.ModelForm):
+    class Meta:
+        model = Lesion
+        fields = ["clinical_diagnosis", "decision", "status"]
+
+
+class HistopathologyForm(forms.ModelForm):
+    class Meta:
+        model = Histopathology
+        fields = ["in_situ", "breslow_mm", "ulceration", "mitotic_rate_per_mm2", "sentinel_node",
+                  "n_category", "m_category"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if not cleaned.get("in_situ") and cleaned.get("breslow_mm") is None:
+            self.add_error("breslow_mm", "Breslow thickness is needed unless the melanoma is in situ.")
+        return cleaned
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleImageField(forms.FileField):
+    """Several files in one field; each is checked by content in the service, not here."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": "image/jpeg,image/png"}))
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data, initial=None):
+        single = super().clean
+        if isinstance(data, (list, tuple)):
+            return [single(d, initial) for d in data]
+        return [single(data, initial)]
+
+
+class CaptureMetadataForm(forms.Form):
+    modality = forms.ChoiceField(choices=Capture.Modality.choices, initial=Capture.Modality.DERMOSCOPIC)
+    device = forms.CharField(max_length=120, required=False)
+    mm_per_pixel = forms.FloatField(label="Pixel spacing (mm per pixel)", required=False, min_value=0.0001,
+                                    max_value=10)
+    field_of_view_mm = forms.FloatField(label="…or field of view width (mm)", required=False, min_value=1,
+                                        max_value=500, help_text="The dermoscope's field of view across the image.")
+
+
+class CaptureUploadForm(CaptureMetadataForm):
+    images = MultipleImageField(label="Images (JPEG or PNG, several allowed)")
+
+
+class StructuresForm(forms.Form):
+    structures = forms.MultipleChoiceField(choices=DERMOSCOPIC_STRUCTURES, required=False,
+                                           widget=forms.CheckboxSelectMultiple)

@@ -1,0 +1,62 @@
+"""Celery tasks: thin, id-based, with explicit time limits. The logic lives in services."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import worker_process_init, worker_ready
+from django.conf import settings
+
+from lesions import services
+from lesions.worker import load_analyzer, worker_name
+
+logger = logging.getLogger("lesions.tasks")
+
+
+@worker_process_init.connect
+def _load_models_in_child(**_kwargs) -> None:
+    load_analyzer()
+
+
+@worker_ready.connect
+def _load_models_in_solo_worker(sender=None, **_kwargs) -> None:
+    # The solo and threads pools have no child processes: load in the worker itself.
+    pool = getattr(getattr(sender, "pool_cls", None), "__module__", "")
+    if "prefork" not in pool and _serves_gpu_queue(sender):
+        load_analyzer()
+
+
+def _serves_gpu_queue(consumer_or_worker) -> bool:
+    try:
+        queues = consumer_or_worker.app.amqp.queues.consume_from
+        return "gpu" in queues
+    except AttributeError:
+        return True
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=5,
+             soft_time_limit=settings.ANALYSIS_SOFT_TIME_LIMIT, time_limit=settings.ANALYSIS_TIME_LIMIT)
+def analyze_capture_task(self, analysis_id: int) -> None:
+    try:
+        services.run_analysis(analysis_id=analysis_id, analyzer=load_analyzer(), worker=worker_name())
+    except services.BadImageError as exc:
+        services.mark_failed(analysis_id, str(exc))
+    except SoftTimeLimitExceeded:
+        services.mark_failed(analysis_id, f"Analysis took longer than {settings.ANALYSIS_SOFT_TIME_LIMIT} s.")
+    except services.TransientAnalysisError as exc:
+        services.mark_queued_for_retry(analysis_id, str(exc))
+        if self.request.retries >= self.max_retries:
+            services.mark_failed(analysis_id, f"Storage kept failing: {exc}")
+            return
+        raise self.retry(exc=exc, countdown=min(60, 2 ** self.request.retries))
+    except Exception as exc:
+        # An unexpected error in our own code or the model: record it, do not loop.
+        logger.exception("analysis crashed analysis_id=%s", analysis_id)
+        services.mark_failed(analysis_id, f"Analysis error: {type(exc).__name__}: {exc}")
+
+
+@shared_task(acks_late=True, soft_time_limit=60, time_limit=90)
+def requeue_stuck_analyses_task() -> int:
+    return len(services.requeue_stuck_analyses())

@@ -1,0 +1,70 @@
+"""Melanoma classifier by transfer learning, as in the report (VGG-16 / Inception-V3),
+plus light backbones (MobileNet, MobileNetV2) that run fast on a CPU worker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+from keras import layers
+
+BACKBONES = {
+    "mobilenet": lambda **kw: keras.applications.MobileNet(alpha=0.25, **kw),
+    "mobilenet_v2": lambda **kw: keras.applications.MobileNetV2(alpha=0.35, **kw),
+    "vgg16": lambda **kw: keras.applications.VGG16(**kw),
+    "inception_v3": lambda **kw: keras.applications.InceptionV3(**kw),
+}
+
+# Where "the top blocks" start for each backbone: layers from this name on are fine-tuned.
+FINE_TUNE_FROM = {
+    "mobilenet": "conv_dw_8",
+    "mobilenet_v2": "block_13_expand",
+    "vgg16": "block5_conv1",
+    "inception_v3": "mixed9",
+}
+
+
+def build_classifier(backbone: str = "mobilenet", input_shape: tuple[int, int, int] = (224, 224, 3), *,
+                     weights: str | Path | None = None, fine_tune_from: str | None = None,
+                     dropout: float = 0.3, mean: np.ndarray | None = None,
+                     variance: np.ndarray | None = None) -> keras.Model:
+    """A binary melanoma classifier: backbone, global average pooling, a sigmoid unit.
+
+    ``weights`` is a LOCAL ImageNet weights file (Keras cannot download them offline); with
+    none the backbone starts from scratch and every layer trains. With weights, the layers
+    before ``fine_tune_from`` stay frozen and the top blocks are fine-tuned.
+    """
+    if backbone not in BACKBONES:
+        raise ValueError(f"unknown backbone {backbone!r}; choose from {sorted(BACKBONES)}")
+    if weights is not None and not Path(weights).is_file():
+        raise FileNotFoundError(f"ImageNet weights file not found: {weights}")
+    base = BACKBONES[backbone](include_top=False, weights=str(weights) if weights else None,
+                              input_shape=input_shape)
+    if weights:
+        boundary = fine_tune_from or FINE_TUNE_FROM[backbone]
+        names = [layer.name for layer in base.layers]
+        if boundary not in names:
+            raise ValueError(f"{backbone} has no layer {boundary!r}")
+        start = names.index(boundary)
+        for layer in base.layers[:start]:
+            layer.trainable = False
+    inputs = keras.Input(shape=input_shape, name="image")
+    # Mean subtraction and per-channel normalisation (the report), learned from the training set.
+    mean_list = [float(v) for v in mean] if mean is not None else [127.5] * 3
+    var_list = [float(v) for v in variance] if variance is not None else [127.5**2] * 3
+    x = layers.Normalization(mean=mean_list, variance=var_list, name="normalize")(inputs)
+    x = base(x)
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    outputs = layers.Dense(1, activation="sigmoid", dtype="float32", name="melanoma")(x)
+    return keras.Model(inputs, outputs, name=f"classifier_{backbone}")
+
+
+def class_weights(labels: np.ndarray) -> dict[int, float]:
+    """The report's class weighting: each class weighted inversely to its frequency,
+    so the ~80/20 imbalance does not push the model towards 'benign'."""
+    labels = np.asarray(labels).astype(int)
+    total = len(labels)
+    counts = np.bincount(labels, minlength=2)
+    return {c: float(total / (2 * max(1, counts[c]))) for c in (0, 1)}

@@ -1,0 +1,132 @@
+"""Reading dermoscopic datasets from disk.
+
+Two layouts are understood:
+
+* the shared layout: ``images/<id>.jpg``, ``masks/<id>.png`` and ``labels.csv`` with
+  columns image_id, melanoma, lesion_id, split (and more);
+* the ISIC challenge layout: ``ISIC_xxxxxxx.jpg`` and ``ISIC_xxxxxxx_segmentation.png``
+  side by side (or in sibling folders) plus a ground-truth CSV whose columns are
+  ``image_id, melanoma`` or ISIC 2016's headerless ``ISIC_xxxxxxx,<0|1|benign|malignant>``.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+@dataclass(frozen=True)
+class Sample:
+    image_id: str
+    image_path: Path
+    mask_path: Path | None
+    melanoma: int | None
+    lesion_id: str
+    split: str
+
+
+def _truthy_label(value: str) -> int | None:
+    text = value.strip().lower()
+    if text in {"1", "1.0", "malignant", "melanoma", "true"}:
+        return 1
+    if text in {"0", "0.0", "benign", "false"}:
+        return 0
+    return None
+
+
+def _find_images(root: Path) -> dict[str, Path]:
+    folder = root / "images" if (root / "images").is_dir() else root
+    found: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() in IMAGE_SUFFIXES and not path.stem.endswith("_segmentation"):
+            found[path.stem] = path
+    return found
+
+
+def _find_masks(root: Path) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    if (root / "masks").is_dir():
+        for path in (root / "masks").glob("*.png"):
+            found[path.stem.removesuffix("_segmentation")] = path
+    for folder in {root, root / "images"}:
+        if folder.is_dir():
+            for path in folder.glob("*_segmentation.png"):
+                found[path.stem.removesuffix("_segmentation")] = path
+    return found
+
+
+def _read_labels(root: Path) -> dict[str, dict[str, str]]:
+    candidates = [root / "labels.csv", *sorted(root.glob("*GroundTruth*.csv")), *sorted(root.glob("*.csv"))]
+    for path in candidates:
+        if not path.is_file():
+            continue
+        with path.open(newline="") as handle:
+            rows = list(csv.reader(handle))
+        if not rows:
+            continue
+        header = [h.strip() for h in rows[0]]
+        if "image_id" in header or "image" in header:
+            key = "image_id" if "image_id" in header else "image"
+            return {r[header.index(key)]: dict(zip(header, r)) for r in rows[1:] if r}
+        # ISIC 2016 ground truth has no header: "ISIC_0000000,benign".
+        return {r[0]: {"image_id": r[0], "melanoma": r[1]} for r in rows if len(r) >= 2}
+    return {}
+
+
+def assign_split(group_key: str, val_fraction: float = 0.1, test_fraction: float = 0.1) -> str:
+    """Deterministic split by hashing the lesion id, so one lesion never crosses splits."""
+    bucket = int(hashlib.sha256(group_key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    if bucket < test_fraction:
+        return "test"
+    if bucket < test_fraction + val_fraction:
+        return "val"
+    return "train"
+
+
+def read_dataset(root: str | Path) -> list[Sample]:
+    """All samples of a dataset folder, with the given split or a deterministic lesion-grouped one."""
+    root = Path(root)
+    images = _find_images(root)
+    masks = _find_masks(root)
+    labels = _read_labels(root)
+    samples = []
+    for image_id, image_path in images.items():
+        row = labels.get(image_id, {})
+        melanoma = _truthy_label(row["melanoma"]) if "melanoma" in row else None
+        lesion_id = (row.get("lesion_id") or "").strip() or image_id
+        split = (row.get("split") or "").strip() or assign_split(lesion_id)
+        samples.append(Sample(image_id, image_path, masks.get(image_id), melanoma, lesion_id, split))
+    return samples
+
+
+def select(samples: list[Sample], split: str | None = None, *, need_mask: bool = False,
+           need_label: bool = False, limit: int | None = None) -> list[Sample]:
+    chosen = [
+        s for s in samples
+        if (split is None or s.split == split)
+        and (not need_mask or s.mask_path is not None)
+        and (not need_label or s.melanoma is not None)
+    ]
+    return chosen[:limit] if limit else chosen
+
+
+def list_images(paths: list[str | Path]) -> list[Path]:
+    """Expand files and folders given on a command line into image files."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(sorted(
+                p for p in path.rglob("*")
+                if p.suffix.lower() in IMAGE_SUFFIXES and not p.stem.endswith("_segmentation")
+                and p.parent.name != "masks"
+            ))
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise FileNotFoundError(f"no such image or folder: {path}")
+    return found

@@ -1,0 +1,163 @@
+"""The inference API the workers and ``python -m ml predict`` use: load once, predict many.
+
+Models are the exported ``segmenter.keras`` and ``classifier.keras`` with a JSON file each
+(input size, threshold, version). Normalisation is inside the models; this module only
+resizes, so training and inference cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ml.features import measure
+from ml.postprocess import heatmap_overlay, overlay_outline, postprocess_mask
+from ml.preprocessing import apply_mask, resize_image
+
+DEFAULT_MODELS_DIR = Path(__file__).resolve().parent / "models"
+
+
+class ModelsMissing(RuntimeError):
+    pass
+
+
+def read_manifest(models_dir: str | Path = DEFAULT_MODELS_DIR) -> dict:
+    """The shipped models' metadata, readable without TensorFlow (the web process uses it)."""
+    models_dir = Path(models_dir)
+    meta = {}
+    for kind in ("segmenter", "classifier"):
+        path = models_dir / f"{kind}.json"
+        if not path.is_file():
+            raise ModelsMissing(f"no {kind} model metadata at {path}")
+        meta[kind] = json.loads(path.read_text())
+    meta["version"] = f"seg-{meta['segmenter']['version']}+cls-{meta['classifier']['version']}"
+    return meta
+
+
+@dataclass
+class ImageAnalysis:
+    mask: np.ndarray  # H×W uint8 0/1 at the image's own size
+    probability: float
+    overlay: np.ndarray  # H×W×3 uint8, outline drawn
+    heatmap: np.ndarray | None  # H×W×3 uint8, class activation map blended over the image
+    features: dict
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _configure_threads() -> None:
+    threads = os.environ.get("ML_THREADS")
+    if threads:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+        tf.config.threading.set_inter_op_parallelism_threads(int(threads))
+
+
+class Analyzer:
+    """Segmenter + classifier + ABCD, loaded once per process."""
+
+    def __init__(self, models_dir: str | Path = DEFAULT_MODELS_DIR, *, mixed_precision: bool = False) -> None:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        import keras
+        import tensorflow as tf
+
+        _configure_threads()
+        self.manifest = read_manifest(models_dir)
+        models_dir = Path(models_dir)
+        gpus = tf.config.list_physical_devices("GPU")
+        self.device = "GPU" if gpus else "CPU"
+        if mixed_precision and gpus:
+            keras.mixed_precision.set_global_policy("mixed_float16")
+        self.segmenter = keras.saving.load_model(models_dir / self.manifest["segmenter"]["file"], compile=False)
+        self.classifier = keras.saving.load_model(models_dir / self.manifest["classifier"]["file"], compile=False)
+        self.seg_size = tuple(self.manifest["segmenter"]["input_shape"][:2])
+        self.seg_crop = bool(self.manifest["segmenter"].get("crop", False))
+        self.cls_size = tuple(self.manifest["classifier"]["input_shape"][:2])
+        self.threshold = float(self.manifest["classifier"]["threshold"])
+        self.variant = self.manifest["classifier"].get("variant", "image")
+        self._segment = tf.function(lambda x: self.segmenter(x, training=False), reduce_retracing=True)
+        self._classify_with_cam = tf.function(self._classify_and_cam, reduce_retracing=True)
+
+    @property
+    def version(self) -> str:
+        return self.manifest["version"]
+
+    @property
+    def names(self) -> tuple[str, str]:
+        return self.manifest["segmenter"]["name"], self.manifest["classifier"]["name"]
+
+    def _classify_and_cam(self, x):
+        """Probability and a class activation map (Zhou et al., CVPR 2016).
+
+        With global average pooling followed by one dense unit, the CAM is exact: the
+        dense weights applied to the last feature map. It equals Grad-CAM for this head.
+        """
+        import keras
+        import tensorflow as tf
+
+        model = self.classifier
+        h = model.get_layer("normalize")(x)
+        backbone = next(layer for layer in model.layers if isinstance(layer, keras.Model))
+        fmap = backbone(h, training=False)
+        pooled = model.get_layer("pool")(fmap)
+        dense = model.get_layer("melanoma")
+        prob = dense(pooled)
+        kernel = tf.cast(dense.kernel, fmap.dtype)
+        cam = tf.nn.relu(tf.tensordot(fmap, kernel[:, 0], axes=[[3], [0]]))
+        cam = cam / (tf.reduce_max(cam, axis=[1, 2], keepdims=True) + 1e-6)
+        return prob[:, 0], cam
+
+    def segment_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        batch = np.stack([resize_image(img, self.seg_size, crop=self.seg_crop) for img in images]).astype(np.float32)
+        probs = self._segment(batch).numpy()
+        return [postprocess_mask(p, img.shape[:2]) for p, img in zip(probs, images)]
+
+    def classify_batch(self, images: list[np.ndarray], masks: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        if self.variant != "image":
+            images = [apply_mask(img, m) for img, m in zip(images, masks)]
+        batch = np.stack([resize_image(img, self.cls_size, crop=True) for img in images]).astype(np.float32)
+        prob, cam = self._classify_with_cam(batch)
+        return prob.numpy().astype(float), cam.numpy()
+
+    def analyze_batch(self, images: list[np.ndarray], mm_per_pixel: list[float | None] | None = None,
+                      *, features: bool = True, heatmaps: bool = True) -> list[ImageAnalysis]:
+        spacing = mm_per_pixel or [None] * len(images)
+        t0 = time.perf_counter()
+        masks = self.segment_batch(images)
+        t1 = time.perf_counter()
+        probs, cams = self.classify_batch(images, masks)
+        t2 = time.perf_counter()
+        results = []
+        for img, mask, prob, cam, mm in zip(images, masks, probs, cams, spacing):
+            f0 = time.perf_counter()
+            feats = measure(img, mask, mm) if features and mask.any() else {}
+            f1 = time.perf_counter()
+            overlay = overlay_outline(img, mask)
+            heat = heatmap_overlay(img, _uncrop_cam(cam, img.shape[:2], self.cls_size)) if heatmaps else None
+            f2 = time.perf_counter()
+            results.append(ImageAnalysis(mask=mask, probability=float(prob), overlay=overlay, heatmap=heat,
+                                         features=feats, timings={
+                                             "segmentation_s": (t1 - t0) / len(images),
+                                             "classification_s": (t2 - t1) / len(images),
+                                             "features_s": f1 - f0, "rendering_s": f2 - f1}))
+        return results
+
+    def analyze(self, image: np.ndarray, mm_per_pixel: float | None = None) -> ImageAnalysis:
+        return self.analyze_batch([image], [mm_per_pixel])[0]
+
+
+def _uncrop_cam(cam: np.ndarray, image_size: tuple[int, int], model_size: tuple[int, int]) -> np.ndarray:
+    """Place a CAM computed on the centre crop back onto the full image (zeros outside the crop)."""
+    from ml.postprocess import resize_probability
+    from ml.preprocessing import center_crop_box
+
+    height, width = image_size
+    left, top, right, bottom = center_crop_box(width, height, model_size[1] / model_size[0])
+    full = np.zeros((height, width), np.float32)
+    full[top:bottom, left:right] = resize_probability(cam, (bottom - top, right - left))
+    return full

@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.conf import settings
+from django.test import Client
+
+from tests.factories import ClinicFactory, LesionFactory, MembershipFactory, PatientFactory, UserFactory
+from tests.support.processes import start_worker, stop_process
+
+SERVICE_SKIP_TAG = "[needs-service]"
+
+
+def using_postgres() -> bool:
+    return os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://"))
+
+
+def using_redis() -> bool:
+    return os.environ.get("CELERY_BROKER_URL", "").startswith("redis://")
+
+
+def require_service(condition: bool, what: str) -> None:
+    """Skip when a real service is not configured; under LESIONTRACK_REQUIRE_SERVICES=1 (CI)
+    such a skip turns into a failure (see pytest_runtest_makereport)."""
+    if not condition:
+        pytest.skip(f"{SERVICE_SKIP_TAG} needs {what}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if os.environ.get("LESIONTRACK_REQUIRE_SERVICES") == "1" and report.skipped:
+        reason = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        if SERVICE_SKIP_TAG in reason:
+            report.outcome = "failed"
+            report.longrepr = f"skipped although LESIONTRACK_REQUIRE_SERVICES=1: {reason}"
+
+
+@pytest.fixture(scope="session")
+def media_root(tmp_path_factory) -> str:
+    return str(tmp_path_factory.mktemp("media"))
+
+
+@pytest.fixture(autouse=True)
+def private_media(settings, media_root):
+    if settings.STORAGE_BACKEND == "local":
+        settings.STORAGES = {
+            **settings.STORAGES,
+            "default": {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                        "OPTIONS": {"location": media_root, "base_url": None}},
+        }
+        settings.MEDIA_ROOT = media_root
+    return media_root
+
+
+@pytest.fixture
+def clinic():
+    return ClinicFactory(name="Clinic A")
+
+
+@pytest.fixture
+def other_clinic():
+    return ClinicFactory(name="Clinic B")
+
+
+@pytest.fixture
+def clinician(clinic):
+    user = UserFactory(username="alice")
+    MembershipFactory(user=user, clinic=clinic)
+    return user
+
+
+@pytest.fixture
+def other_clinic_clinician(other_clinic):
+    user = UserFactory(username="bob")
+    MembershipFactory(user=user, clinic=other_clinic)
+    return user
+
+
+@pytest.fixture
+def client_logged_in(clinician) -> Client:
+    client = Client()
+    client.force_login(clinician)
+    return client
+
+
+@pytest.fixture
+def patient(clinic):
+    return PatientFactory(clinic=clinic, name="Ada Example", identifier="MRN-A1")
+
+
+@pytest.fixture
+def lesion(patient):
+    return LesionFactory(patient=patient, label="Left shoulder naevus")
+
+
+@pytest.fixture
+def other_patient(other_clinic):
+    return PatientFactory(clinic=other_clinic, name="Bertha Other", identifier="MRN-B1")
+
+
+@pytest.fixture
+def other_lesion(other_patient):
+    return LesionFactory(patient=other_patient, label="Other clinic lesion")
+
+
+def worker_environment(media_root: str) -> dict[str, str]:
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("postgresql"):
+        auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
+        url = f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    else:
+        url = f"sqlite:///{db['NAME']}"
+    return {"DATABASE_URL": url, "MEDIA_ROOT": media_root, "DJANGO_SETTINGS_MODULE": "clinic.settings.test",
+            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL, "ML_THREADS": "1"}
+
+
+@pytest.fixture(scope="session")
+def analysis_worker(django_db_setup, django_db_blocker, media_root, tmp_path_factory):
+    """One real Celery worker process (solo pool) on the configured broker, shared by e2e tests."""
+    if settings.STORAGE_BACKEND != "local":
+        pytest.skip("the shared worker serves local storage; S3 tests start their own")
+    with django_db_blocker.unblock():
+        env = worker_environment(media_root)
+    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    proc = start_worker(env=env, name="e2e", log_path=log, purge=True)
+    yield proc
+    stop_process(proc)
