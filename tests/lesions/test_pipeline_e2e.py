@@ -41,7 +41,7 @@ def test_suite_runs_on_real_postgres_and_redis():
 
 def test_uploaded_image_is_analysed_by_a_real_worker(analysis_worker, client_logged_in, lesion):
     response = client_logged_in.post(
-        reverse("capture_upload", args=[lesion.pk]),
+        reverse("lesion_upload", args=[lesion.pk]),
         {"images": [_upload("lesion.jpg", lesion_image())], "modality": "dermoscopic", "mm_per_pixel": "0.05"},
     )
     assert response.status_code == 302, response.content[:500]

@@ -1,0 +1,133 @@
+"""Uploads are checked by content; bad input gets a clear message and nothing is half-saved."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from lesions.models import Analysis, Capture
+from tests.factories import lesion_image
+
+pytestmark = [pytest.mark.security, pytest.mark.django_db]
+
+
+def upload(client, lesion, name: str, data: bytes, **extra):
+    return client.post(reverse("lesion_upload", args=[lesion.pk]),
+                       {"images": [SimpleUploadedFile(name, data, content_type="image/jpeg")],
+                        "modality": "dermoscopic", **extra})
+
+
+def stored_files(media_root: str) -> list[str]:
+    import os
+
+    return [os.path.join(d, f) for d, _, files in os.walk(media_root) for f in files]
+
+
+@pytest.mark.parametrize("name,data,message", [
+    ("notes.jpg", b"this is a text file, not a picture", "not an image"),
+    ("truncated.jpg", lesion_image((400, 300))[:900], "damaged or incomplete"),
+    ("empty.jpg", b"", "empty"),
+    ("anim.gif", lesion_image(fmt="GIF"), "GIF files are not accepted"),
+])
+def test_bad_files_get_a_clear_message_and_nothing_is_saved(client_logged_in, lesion, private_media, name, data,
+                                                              message):
+    before = set(stored_files(private_media))
+    response = upload(client_logged_in, lesion, name, data)
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert Capture.objects.count() == 0 and Analysis.objects.count() == 0
+    assert set(stored_files(private_media)) == before
+
+
+def test_image_over_byte_limit_is_refused(client_logged_in, lesion, settings):
+    import numpy as np
+
+    settings.UPLOAD_MAX_BYTES = 100_000
+    noisy = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (300, 300, 3), dtype=np.uint8)).save(noisy, "PNG")
+    assert len(noisy.getvalue()) > 100_000
+    response = upload(client_logged_in, lesion, "big.png", noisy.getvalue())
+    assert response.status_code == 400
+    assert "the limit is" in response.content.decode()
+    assert Capture.objects.count() == 0
+
+
+def test_decompression_bomb_is_refused_before_decoding(client_logged_in, lesion, settings):
+    settings.UPLOAD_MAX_PIXELS = 1_000_000
+    out = io.BytesIO()
+    Image.new("L", (4000, 4000)).save(out, format="PNG")  # 16 Mpx, compresses to a few KB
+    response = upload(client_logged_in, lesion, "bomb.png", out.getvalue())
+    assert response.status_code == 400
+    assert "megapixels" in response.content.decode()
+    assert Capture.objects.count() == 0
+
+
+def test_several_files_at_once_save_the_good_and_report_the_bad(client_logged_in, lesion):
+    response = client_logged_in.post(reverse("lesion_upload", args=[lesion.pk]), {
+        "images": [SimpleUploadedFile("a.jpg", lesion_image()), SimpleUploadedFile("b.png", lesion_image(fmt="PNG")),
+                   SimpleUploadedFile("c.jpg", b"junk")],
+        "modality": "clinical", "field_of_view_mm": "16"})
+    assert response.status_code == 400
+    assert "c.jpg" in response.content.decode()
+    captures = list(Capture.objects.order_by("id"))
+    assert len(captures) == 2
+    assert captures[0].mm_per_pixel == pytest.approx(16 / 160)
+    assert all(c.analyses.get().status == Analysis.Status.QUEUED for c in captures)
+
+
+def test_exif_is_applied_then_stripped_and_original_hash_kept(client_logged_in, lesion):
+    import hashlib
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90° clockwise to display
+    exif.get_ifd(0x8825)[2] = (51.0, 30.0, 0.0)  # GPS latitude
+    exif.get_ifd(0x8825)[1] = "N"
+    exif[0xA431] = "SERIAL-12345"  # body serial number
+    exif[0x010F] = "AcmeScope"
+    data = lesion_image((160, 120), exif=exif.tobytes())
+    with Image.open(io.BytesIO(data)) as original:
+        assert original.getexif().get_ifd(0x8825), "the test image must carry GPS data"
+    assert b"SERIAL-12345" in data
+    response = upload(client_logged_in, lesion, "gps.jpg", data)
+    assert response.status_code == 302
+    capture = Capture.objects.get()
+    assert capture.sha256 == hashlib.sha256(data).hexdigest()
+    with default_storage.open(capture.image.name) as handle:
+        stored = handle.read()
+    assert b"SERIAL-12345" not in stored and b"AcmeScope" not in stored
+    with Image.open(io.BytesIO(stored)) as img:
+        assert not img.getexif()
+        assert img.size == (120, 160)  # orientation applied before stripping
+    assert (capture.width, capture.height) == (120, 160)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.one_of(
+    st.binary(max_size=3000),
+    st.builds(lambda cut, flip: _mutate(lesion_image(), cut, flip),
+              st.integers(min_value=0, max_value=2000), st.integers(min_value=0, max_value=2000)),
+))
+def test_random_and_mutated_files_never_500_nor_half_save(client_logged_in, lesion, data):
+    before = Capture.objects.count()
+    response = upload(client_logged_in, lesion, "fuzz.jpg", data)
+    assert response.status_code in (302, 400)
+    after = Capture.objects.count()
+    if response.status_code == 302:
+        assert after == before + 1
+        assert Capture.objects.latest("id").analyses.count() == 1
+    else:
+        assert after == before
+
+
+def _mutate(data: bytes, cut: int, flip: int) -> bytes:
+    mutable = bytearray(data[: max(1, len(data) - cut)])
+    if mutable:
+        mutable[flip % len(mutable)] ^= 0xFF
+    return bytes(mutable)

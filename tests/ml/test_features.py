@@ -1,0 +1,108 @@
+"""ABCD features on drawn shapes with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from ml import features
+
+SIZE = 200
+yy, xx = np.mgrid[:SIZE, :SIZE]
+
+
+def disc(radius=60, cy=100, cx=100):
+    return ((yy - cy) ** 2 + (xx - cx) ** 2 < radius**2).astype(np.uint8)
+
+
+def star(points=5, inner=50, depth=30):
+    angle = np.arctan2(yy - 100, xx - 100)
+    return (np.hypot(yy - 100, xx - 100) < inner + depth * np.cos(points * angle)).astype(np.uint8)
+
+
+def paint(mask, colour=(95, 55, 35), background=(222, 184, 160)):
+    img = np.zeros((SIZE, SIZE, 3), np.uint8)
+    img[:] = background
+    img[mask > 0] = colour
+    return img
+
+
+def test_circle_is_symmetric_and_compact():
+    result = features.asymmetry(disc())
+    assert result.axes_asymmetric == 0
+    assert result.index_major < 0.02 and result.index_minor < 0.02
+    assert features.compactness(disc()) == pytest.approx(1.0, abs=0.08)
+
+
+def test_ellipse_is_symmetric_about_both_axes():
+    ellipse = (((yy - 100) / 40) ** 2 + ((xx - 100) / 80) ** 2 < 1).astype(np.uint8)
+    assert features.asymmetry(ellipse).axes_asymmetric == 0
+
+
+def test_star_is_irregular():
+    assert features.compactness(star()) > 2.0
+    assert features.asymmetry(star()).axes_asymmetric >= 1
+
+
+def test_one_lobe_on_the_axis_is_asymmetric_on_one_axis_only():
+    # A disc with one lobe is mirror-symmetric about the line through both centres.
+    lobed = np.maximum(disc(50), disc(28, cy=60, cx=135))
+    assert features.asymmetry(lobed).axes_asymmetric == 1
+
+
+def test_irregular_lobes_are_asymmetric_on_both_axes():
+    lobed = np.maximum.reduce([disc(40), disc(30, cy=100, cx=150), disc(15, cy=45, cx=100), disc(18, cy=140, cx=70)])
+    assert features.asymmetry(lobed).axes_asymmetric == 2
+
+
+def test_sharp_border_is_abrupt_and_blurred_border_is_not():
+    img = paint(disc())
+    assert features.abrupt_border_segments(img, disc()) == 8
+    blurred = ndimage.gaussian_filter(img.astype(float), (8, 8, 0)).astype(np.uint8)
+    assert features.abrupt_border_segments(blurred, disc()) == 0
+
+
+def test_two_colour_disc_counts_two_colours():
+    mask = disc()
+    img = paint(mask)
+    img[(mask > 0) & (xx < 100)] = (150, 100, 52)  # light brown
+    img[(mask > 0) & (xx >= 100)] = (52, 4, 4)  # dark brown
+    result = features.colours(img, mask)
+    assert result.count == 2
+    assert set(result.present) == {"light_brown", "dark_brown"}
+
+
+def test_six_colours_are_recognised():
+    mask = disc(80)
+    img = paint(mask)
+    sectors = (np.degrees(np.arctan2(yy - 100, xx - 100)) + 180) // 60
+    for i, rgb in enumerate(features.DERMOSCOPIC_COLOURS.values()):
+        img[(mask > 0) & (sectors == i)] = rgb
+    assert features.colours(img, mask).count == 6
+
+
+def test_diameter_in_mm_with_spacing_and_px_without():
+    mask = disc(50)
+    assert features.diameter(mask).unit == "px"
+    assert features.diameter(mask).value == pytest.approx(100, abs=2)
+    in_mm = features.diameter(mask, mm_per_pixel=0.1)
+    assert in_mm.unit == "mm" and in_mm.value == pytest.approx(10, abs=0.2)
+    assert in_mm.area == pytest.approx(np.pi * 25, rel=0.03)
+
+
+@pytest.mark.parametrize("a,b,c,d,tds,band", [
+    (0, 0, 1, 1, 1.0, "benign"), (1, 4, 3, 2, 4.2, "benign"), (2, 4, 3, 2, 5.5, "highly suspicious"),
+    (2, 0, 2, 2, 4.6, "benign"), (2, 2, 2, 2, 4.8, "suspicious"), (2, 8, 6, 5, 8.9, "highly suspicious"),
+])
+def test_total_dermoscopy_score_and_bands(a, b, c, d, tds, band):
+    score = features.total_dermoscopy_score(a, b, c, d)
+    assert score == pytest.approx(tds)
+    assert features.tds_band(score) == band
+
+
+def test_band_edges():
+    assert features.tds_band(4.74) == "benign"
+    assert features.tds_band(4.75) == "suspicious"
+    assert features.tds_band(5.45) == "suspicious"
+    assert features.tds_band(5.46) == "highly suspicious"

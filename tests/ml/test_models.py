@@ -1,0 +1,127 @@
+"""U-Net, classifier, losses, augmentation, training and export on small synthetic data."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from ml.augmentation import augment_pair, build_geometric_augmenter  # noqa: E402
+from ml.classifier import build_classifier, class_weights  # noqa: E402
+from ml.unet import REPORT_INPUT_SHAPE, build_unet, dice_bce_loss, dice_coefficient  # noqa: E402
+
+
+def synthetic_batch(n=4, size=(32, 32), seed=0):
+    rng = np.random.default_rng(seed)
+    images = np.zeros((n, *size, 3), np.float32) + 200
+    masks = np.zeros((n, *size, 1), np.float32)
+    yy, xx = np.mgrid[: size[0], : size[1]]
+    for i in range(n):
+        cy, cx, r = rng.integers(10, 22), rng.integers(10, 22), rng.integers(4, 9)
+        inside = (yy - cy) ** 2 + (xx - cx) ** 2 < r**2
+        masks[i, inside, 0] = 1
+        images[i, inside] = (80, 50, 30)
+    return images, masks
+
+
+def test_unet_output_shape_and_report_preset():
+    model = build_unet((32, 32, 3), base_filters=4, depth=2)
+    assert model.output_shape == (None, 32, 32, 1)
+    report = build_unet(REPORT_INPUT_SHAPE, base_filters=4, depth=4)
+    assert report.output_shape == (None, 64, 80, 1)
+    with pytest.raises(ValueError):
+        build_unet((30, 30, 3), depth=2)
+
+
+def test_dice_and_loss_on_hand_made_cases():
+    truth = np.zeros((1, 4, 4, 1), np.float32)
+    truth[0, :2] = 1
+    assert float(dice_coefficient(truth, truth, smooth=0.0)) == pytest.approx(1.0)
+    assert float(dice_coefficient(truth, 1 - truth, smooth=0.0)) == pytest.approx(0.0)
+    perfect = float(dice_bce_loss(truth, np.clip(truth, 1e-7, 1 - 1e-7)))
+    wrong = float(dice_bce_loss(truth, np.clip(1 - truth, 1e-7, 1 - 1e-7)))
+    assert perfect < 0.01 and wrong > 2.0
+
+
+def test_flipped_mask_stays_aligned_with_flipped_image():
+    images, masks = synthetic_batch()
+    augmenter = build_geometric_augmenter(seed=3)
+    for _ in range(3):
+        out_img, out_mask = augment_pair(images, masks, augmenter)
+        out_img, out_mask = np.asarray(out_img), np.asarray(out_mask)
+        dark = out_img.mean(axis=-1) < 140
+        lesion = out_mask[..., 0] > 0.5
+        # Where the lesion went, its dark pixels went too (a few border pixels may be interpolated).
+        agreement = (dark == lesion).mean()
+        assert agreement > 0.97
+        assert set(np.unique(out_mask)) <= {0.0, 1.0}
+
+
+def test_class_weights_balance_the_imbalance():
+    weights = class_weights(np.array([0] * 80 + [1] * 20))
+    assert weights[1] / weights[0] == pytest.approx(4.0)
+    assert 80 * weights[0] == pytest.approx(20 * weights[1])
+
+
+def test_classifier_loads_a_local_weights_file_and_freezes_lower_blocks(tmp_path):
+    source = keras.applications.MobileNet(alpha=0.25, include_top=False, weights=None, input_shape=(64, 64, 3))
+    for layer in source.layers:
+        for w in layer.weights:
+            w.assign(np.full(w.shape, 0.01, dtype="float32"))
+    path = tmp_path / "mobilenet_tiny.weights.h5"
+    source.save_weights(path)
+    model = build_classifier("mobilenet", (64, 64, 3), weights=path)
+    backbone = next(layer for layer in model.layers if isinstance(layer, keras.Model))
+    first_conv = backbone.get_layer("conv1")
+    assert np.allclose(first_conv.kernel.numpy(), 0.01)
+    assert not first_conv.trainable
+    assert backbone.get_layer("conv_pw_13").trainable
+    with pytest.raises(FileNotFoundError):
+        build_classifier("mobilenet", (64, 64, 3), weights=tmp_path / "missing.h5")
+
+
+def test_tiny_training_step_lowers_the_loss_and_export_round_trips(tmp_path):
+    images, masks = synthetic_batch(8)
+    model = build_unet((32, 32, 3), base_filters=4, depth=2)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=dice_bce_loss)
+    before = float(model.evaluate(images, masks, verbose=0))
+    model.fit(images, masks, epochs=15, batch_size=8, verbose=0)
+    after = float(model.evaluate(images, masks, verbose=0))
+    assert after < before
+    path = tmp_path / "seg.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, compile=False)
+    np.testing.assert_array_equal(model.predict(images, verbose=0), loaded.predict(images, verbose=0))
+
+
+def test_training_cli_resumes_and_exports(tmp_path):
+    """A tiny dataset in the shared layout: train 1 epoch, then resume to 2, and get an export."""
+    from PIL import Image
+
+    from ml.training import SegmenterConfig, train_segmenter
+
+    data = tmp_path / "data"
+    (data / "images").mkdir(parents=True)
+    (data / "masks").mkdir()
+    images, masks = synthetic_batch(12, size=(40, 48))
+    rows = ["image_id,melanoma,lesion_id,split"]
+    for i, (img, mask) in enumerate(zip(images, masks)):
+        Image.fromarray(img.astype(np.uint8)).save(data / "images" / f"IMG_{i}.jpg")
+        Image.fromarray((mask[..., 0] * 255).astype(np.uint8)).save(data / "masks" / f"IMG_{i}.png")
+        rows.append(f"IMG_{i},{i % 2},L{i},{'val' if i >= 9 else 'train'}")
+    (data / "labels.csv").write_text("\n".join(rows))
+    out = tmp_path / "runs" / "seg"
+    config = SegmenterConfig(data=str(data), out=str(out), height=32, width=32, base_filters=4, depth=2, epochs=1,
+                             batch_size=4)
+    train_segmenter(config)
+    config.epochs = 2
+    path = train_segmenter(config)
+    history = (out / "history.csv").read_text().strip().splitlines()
+    assert len(history) == 3  # header + 2 epochs: the second run resumed rather than restarted
+    meta = json.loads((out / "export" / "segmenter.json").read_text())
+    assert meta["input_shape"] == [32, 32, 3] and meta["version"]
+    assert (out / "learning_curves.png").is_file()
+    assert keras.saving.load_model(path, compile=False).output_shape == (None, 32, 32, 1)
