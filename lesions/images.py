@@ -55,12 +55,13 @@ def clean_image_bytes(data: bytes, *, max_bytes: int | None = None, max_pixels: 
                 image = ImageOps.exif_transpose(probe).convert("RGB")
     except ValidationError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ValidationError("The image has too many pixels to be processed safely.", code="too_many_pixels")
-    except UnidentifiedImageError:
-        raise ValidationError("The file is not an image we can read; upload a JPEG or PNG image.", code="format")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ValidationError("The image has too many pixels to be processed safely.", code="too_many_pixels") from exc
+    except UnidentifiedImageError as exc:
+        raise ValidationError("The file is not an image we can read; upload a JPEG or PNG image.",
+                              code="format") from exc
     except (OSError, SyntaxError, ValueError) as exc:
-        raise ValidationError(f"The image is damaged or incomplete ({exc}).", code="corrupt")
+        raise ValidationError(f"The image is damaged or incomplete ({exc}).", code="corrupt") from exc
     out = io.BytesIO()
     extension = ACCEPTED_FORMATS[fmt]
     if extension == "jpg":

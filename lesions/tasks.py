@@ -50,7 +50,7 @@ def analyze_capture_task(self, analysis_id: int) -> None:
         if self.request.retries >= self.max_retries:
             services.mark_failed(analysis_id, f"Storage kept failing: {exc}")
             return
-        raise self.retry(exc=exc, countdown=min(60, 2 ** self.request.retries))
+        raise self.retry(exc=exc, countdown=min(60, 2 ** self.request.retries)) from exc
     except Exception as exc:
         # An unexpected error in our own code or the model: record it, do not loop.
         logger.exception("analysis crashed analysis_id=%s", analysis_id)

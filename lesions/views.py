@@ -12,8 +12,14 @@ from clinic import audit
 from clinic.models import AuditEvent
 from clinic.selectors import patient_for
 from lesions import selectors, services
-from lesions.forms import (AssessmentForm, CaptureMetadataForm, CaptureUploadForm, HistopathologyForm, LesionForm,
-                           StructuresForm)
+from lesions.forms import (
+    AssessmentForm,
+    CaptureMetadataForm,
+    CaptureUploadForm,
+    HistopathologyForm,
+    LesionForm,
+    StructuresForm,
+)
 from lesions.models import Histopathology
 from lesions.presentation import case_context, lesion_stage_note
 

@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +54,7 @@ class ClassifierConfig:
     colour_jitter: bool = True
     limit: int | None = None
     seed: int = 1337
-    extra: dict = field(default_factory=dict)
+    require_mask: bool = False  # train only on images that have a ground-truth mask (the experiment)
 
 
 def _history_rows(path: Path) -> list[dict[str, str]]:
@@ -104,7 +104,7 @@ def file_sha256(path: Path) -> str:
 
 
 def _fit_with_resume(build_model, compile_model, run_dir: Path, train_ds, val_ds, *, epochs: int,
-                     monitor: str, mode: str, class_weight=None, steps_per_epoch=None) -> "object":
+                     monitor: str, mode: str, class_weight=None, steps_per_epoch=None) -> object:
     import keras
 
     ckpt_dir = run_dir / "checkpoints"
@@ -129,6 +129,9 @@ def _fit_with_resume(build_model, compile_model, run_dir: Path, train_ds, val_ds
         keras.callbacks.ModelCheckpoint(best, monitor=monitor, mode=mode, save_best_only=True,
                                         initial_value_threshold=_best_so_far(rows, monitor, mode)),
         keras.callbacks.CSVLogger(str(history_csv), append=True),
+        # Smaller steps once validation stops improving; fine-tuning overshoots otherwise.
+        keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode=mode, factor=0.3, patience=2, min_lr=1e-6,
+                                          verbose=1),
     ]
     verbose = 1 if os.isatty(1) else 2
     model.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=initial_epoch,
@@ -260,7 +263,7 @@ def train_classifier(config: ClassifierConfig) -> Path:
     (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
     samples = read_dataset(config.data)
     size = (config.size, config.size)
-    need_mask = config.variant == "gt_mask"
+    need_mask = config.variant == "gt_mask" or config.require_mask
     cache = run_dir.parent / "cache"
     train_samples = select(samples, "train", need_label=True, need_mask=need_mask, limit=config.limit)
     val_samples = select(samples, "val", need_label=True, need_mask=need_mask, limit=config.limit)

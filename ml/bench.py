@@ -1,0 +1,106 @@
+"""Inference benchmark: per-stage latency (median, p95) at several batch sizes, against plain
+``model.predict`` on the same models as the baseline."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ml.features import measure
+
+
+def machine_description() -> dict:
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import tensorflow as tf
+
+    return {"host": platform.node(), "cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "tensorflow": tf.__version__, "gpus": [d.name for d in tf.config.list_physical_devices("GPU")]}
+
+
+def synthetic_capture(seed: int, size=(450, 600)) -> np.ndarray:
+    """A dermoscopy-sized picture with a textured dark lesion (real images are not needed for timing)."""
+    rng = np.random.default_rng(seed)
+    h, w = size
+    yy, xx = np.mgrid[:h, :w]
+    img = np.zeros((h, w, 3), np.float32) + (215, 175, 150)
+    r = rng.uniform(0.2, 0.35) * min(h, w)
+    inside = (yy - h / 2) ** 2 + ((xx - w / 2) * rng.uniform(0.7, 1.2)) ** 2 < r**2
+    img[inside] = (100, 60, 40)
+    img += rng.normal(0, 12, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _stats(samples: list[float]) -> dict:
+    ordered = sorted(samples)
+    return {"median_ms": statistics.median(ordered) * 1000,
+            "p95_ms": ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))] * 1000,
+            "runs": len(ordered)}
+
+
+def bench_inference(*, models: str, out: Path, repeats: int, batch_sizes: list[int]) -> dict:
+    from ml.inference import Analyzer
+    from ml.preprocessing import resize_image
+
+    analyzer = Analyzer(models)
+    pool = [synthetic_capture(i) for i in range(max(batch_sizes))]
+    results: dict = {"machine": machine_description(), "models": analyzer.version, "device": analyzer.device,
+                     "image_size": list(pool[0].shape), "batches": {}}
+    for batch_size in batch_sizes:
+        images = pool[:batch_size]
+        analyzer.analyze_batch(images)  # warm-up: graph tracing
+        stages: dict[str, list[float]] = {"segmentation": [], "classification": [], "features": [], "total": [],
+                                          "baseline_predict": []}
+        seg_in = np.stack([resize_image(i, analyzer.seg_size, crop=False) for i in images]).astype(np.float32)
+        cls_in = np.stack([resize_image(i, analyzer.cls_size, crop=True) for i in images]).astype(np.float32)
+        analyzer.segmenter.predict(seg_in, verbose=0)
+        analyzer.classifier.predict(cls_in, verbose=0)
+        for _ in range(max(3, repeats // batch_size)):
+            t0 = time.perf_counter()
+            masks = analyzer.segment_batch(images)
+            t1 = time.perf_counter()
+            analyzer.classify_batch(images, masks)
+            t2 = time.perf_counter()
+            for img, mask in zip(images, masks):
+                measure(img, mask)
+            t3 = time.perf_counter()
+            analyzer.analyze_batch(images)
+            t4 = time.perf_counter()
+            analyzer.segmenter.predict(seg_in, verbose=0)
+            analyzer.classifier.predict(cls_in, verbose=0)
+            t5 = time.perf_counter()
+            per = 1 / batch_size
+            stages["segmentation"].append((t1 - t0) * per)
+            stages["classification"].append((t2 - t1) * per)
+            stages["features"].append((t3 - t2) * per)
+            stages["total"].append((t4 - t3) * per)
+            stages["baseline_predict"].append((t5 - t4) * per)
+        results["batches"][str(batch_size)] = {k: _stats(v) for k, v in stages.items()}
+    print_table(results)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"\nwritten {out}")
+    return results
+
+
+def print_table(results: dict) -> None:
+    m = results["machine"]
+    print(f"Inference per image on {m['cpu']} ({m['cores']} cores, {results['device']}), models {results['models']}")
+    print(f"{'batch':>6} {'stage':<34}{'median ms':>11}{'p95 ms':>10}")
+    for batch, stages in results["batches"].items():
+        for stage, s in stages.items():
+            label = {"total": "total (seg+cls+ABCD+render)",
+                     "baseline_predict": "baseline model.predict (seg+cls)"}.get(stage, stage)
+            print(f"{batch:>6} {label:<34}{s['median_ms']:>11.1f}{s['p95_ms']:>10.1f}")
