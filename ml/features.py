@@ -82,8 +82,11 @@ def asymmetry(mask: np.ndarray) -> Asymmetry:
     mask = mask > 0
     if mask.sum() < 10:
         return Asymmetry(0, 0.0, 0.0, 0.0)
+    ys, xs = np.nonzero(mask)
+    mask = mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
     centroid, angle = _principal_axes(mask)
-    size = int(np.ceil(np.hypot(*mask.shape))) + 2
+    # Large enough that the lesion fits around its centroid at any rotation.
+    size = 2 * int(np.ceil(np.hypot(*mask.shape))) + 4
     canvas = np.zeros((size, size), np.float32)
     oy, ox = size // 2 - int(round(centroid[0])), size // 2 - int(round(centroid[1]))
     canvas[oy:oy + mask.shape[0], ox:ox + mask.shape[1]] = mask

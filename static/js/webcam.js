@@ -35,8 +35,11 @@
         video.srcObject = s;
         video.hidden = false;
         canvas.hidden = true;
-        enable(["take"]);
-        say("Camera on. Centre the lesion and take the picture.");
+        enable([]);
+        video.addEventListener("loadedmetadata", function () {
+          enable(["take"]);
+          say("Camera on. Centre the lesion and take the picture.");
+        }, { once: true });
       })
       .catch(function (err) {
         if (err.name === "NotAllowedError" || err.name === "SecurityError") {

@@ -106,3 +106,13 @@ def test_band_edges():
     assert features.tds_band(4.75) == "suspicious"
     assert features.tds_band(5.45) == "suspicious"
     assert features.tds_band(5.46) == "highly suspicious"
+
+
+def test_lesion_touching_the_image_edge_off_centre():
+    mask = np.zeros((120, 300), np.uint8)
+    mask[10:110, 200:300] = 1  # a square against the right edge, far from the centre
+    result = features.asymmetry(mask)
+    assert result.axes_asymmetric == 0
+    big = np.zeros((720, 1280), np.uint8)
+    big[:, 500:] = 1
+    assert features.asymmetry(big).axes_asymmetric == 0

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.test import Client
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.django_db
+
+
+def run_python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items()
+            if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "SECRET_KEY", "DEBUG", "DJANGO_SETTINGS_MODULE"}}
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO, env={**base, **env}, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_defaults_need_no_server(tmp_path):
+    code = ("import django, json; from django.conf import settings; django.setup(); print(json.dumps({"
+            "'db': settings.DATABASES['default']['ENGINE'], 'name': str(settings.DATABASES['default']['NAME']),"
+            "'broker': settings.CELERY_BROKER_URL, 'debug': settings.DEBUG, 'media': str(settings.MEDIA_ROOT),"
+            "'media_url': settings.MEDIA_URL, 'key': len(settings.SECRET_KEY)}))")
+    result = run_python(code, {"DJANGO_SETTINGS_MODULE": "clinic.settings.base", "LESIONTRACK_VAR_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    values = json.loads(result.stdout.strip().splitlines()[-1])
+    assert values["db"].endswith("sqlite3") and values["name"].startswith(str(tmp_path))
+    assert values["broker"] == "filesystem://"
+    assert values["debug"] is False
+    assert values["media"].startswith(str(tmp_path)) and values["media_url"] is None
+    assert values["key"] >= 50 and (tmp_path / "secret_key").is_file()
+    assert (tmp_path / "broker" / "out").is_dir()
+
+
+def test_production_requires_a_secret_key(tmp_path):
+    result = run_python("import django; django.setup()",
+                        {"DJANGO_SETTINGS_MODULE": "clinic.settings.production", "LESIONTRACK_VAR_DIR": str(tmp_path)})
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr
+
+
+@pytest.mark.security
+def test_check_deploy_is_clean_with_production_settings(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], cwd=REPO,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "clinic.settings.production", "LESIONTRACK_VAR_DIR": str(tmp_path),
+             "SECRET_KEY": "a-production-secret-key-that-is-long-and-random-9f8e7d6c5b4a3210zyxwvu"},
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+def test_web_process_does_not_import_tensorflow():
+    code = ("import django, sys; django.setup(); from django.test import Client; import clinic.urls, lesions.views, "
+            "lesions.tasks; print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    result = run_python(code, {"DJANGO_SETTINGS_MODULE": "clinic.settings.test"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "False False"
+
+
+def test_healthz_reports_every_dependency():
+    response = Client().get("/healthz")
+    body = response.json()
+    assert response.status_code == 200, body
+    assert body["status"] == "ok" and body["down"] == []
+    assert set(body["checks"]) == {"database", "broker", "storage"}
+    assert "answered" in body["workers"]
+
+
+def test_healthz_names_what_is_down(settings):
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"
+    from clinic.celery import app
+
+    app.conf.broker_url = "redis://127.0.0.1:1/0"
+    try:
+        response = Client().get("/healthz")
+    finally:
+        app.conf.broker_url = os.environ.get("CELERY_BROKER_URL", "filesystem://")
+    assert response.status_code == 503
+    assert response.json()["down"] == ["broker"]
