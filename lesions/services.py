@@ -349,8 +349,11 @@ def capture_set_structures(*, request: HttpRequest | None, user: Any, capture: C
             analysis.features["tds"] = _tds(analysis.features, structures)
             tds = analysis.features["tds"] or {}
             change = analysis.features.get("change")
+            point = operating_point(manifest)
+            if analysis.threshold is not None:
+                point = stage_note.ModelOperatingPoint(analysis.threshold, point.sensitivity, point.specificity)
             analysis.stage_note = stage_note.image_note(
-                probability=analysis.probability, operating_point=operating_point(manifest),
+                probability=analysis.probability, operating_point=point,
                 tds=tds.get("score"), tds_band=tds.get("band"), change=_change_summary(change),
                 growing=bool((change or {}).get("growing")))
             analysis.save(update_fields=["features", "stage_note"])
