@@ -154,8 +154,12 @@ def mark_failed(analysis_id: int, reason: str) -> None:
 
 
 def mark_queued_for_retry(analysis_id: int, reason: str) -> None:
-    Analysis.objects.filter(pk=analysis_id, status=Analysis.Status.RUNNING).update(
-        status=Analysis.Status.QUEUED, error=f"retrying: {reason}")
+    """Back to queued for a retry. The attempt is given back: attempts count runs that may
+    have crashed the worker, and this one ended cleanly with a transient error."""
+    from django.db.models import F
+
+    Analysis.objects.filter(pk=analysis_id, status=Analysis.Status.RUNNING, attempts__gt=0).update(
+        status=Analysis.Status.QUEUED, error=f"retrying: {reason}", attempts=F("attempts") - 1)
 
 
 def read_capture_bytes(capture: Capture) -> bytes:

@@ -8,6 +8,7 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_process_init, worker_ready
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
 from lesions import services
 from lesions.worker import load_analyzer, worker_name
@@ -45,16 +46,25 @@ def analyze_capture_task(self, analysis_id: int) -> None:
         services.mark_failed(analysis_id, str(exc))
     except SoftTimeLimitExceeded:
         services.mark_failed(analysis_id, f"Analysis took longer than {settings.ANALYSIS_SOFT_TIME_LIMIT} s.")
-    except services.TransientAnalysisError as exc:
-        services.mark_queued_for_retry(analysis_id, str(exc))
+    except (services.TransientAnalysisError, OperationalError, InterfaceError) as exc:
+        # Storage or database trouble: retry with backoff (the row keeps its attempt count).
+        _try_mark_queued(analysis_id, str(exc))
         if self.request.retries >= self.max_retries:
-            services.mark_failed(analysis_id, f"Storage kept failing: {exc}")
+            services.mark_failed(analysis_id, f"Still failing after {self.max_retries} retries: {exc}")
             return
         raise self.retry(exc=exc, countdown=min(60, 2 ** self.request.retries)) from exc
     except Exception as exc:
         # An unexpected error in our own code or the model: record it, do not loop.
         logger.exception("analysis crashed analysis_id=%s", analysis_id)
         services.mark_failed(analysis_id, f"Analysis error: {type(exc).__name__}: {exc}")
+
+
+def _try_mark_queued(analysis_id: int, reason: str) -> None:
+    try:
+        services.mark_queued_for_retry(analysis_id, reason)
+    except (OperationalError, InterfaceError):
+        logger.warning("database unavailable; analysis_id=%s stays running until the retry or the sweep",
+                       analysis_id)
 
 
 @shared_task(acks_late=True, soft_time_limit=60, time_limit=90)
