@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import time
 
 import pytest
@@ -15,43 +13,10 @@ from lesions import services
 from lesions.models import Analysis
 from tests.conftest import require_service, worker_environment
 from tests.factories import lesion_image
-from tests.support.processes import REPO, kill_hard, start_worker, stop_process, wait_for_log
+from tests.support.processes import kill_hard, run_sweep, start_worker, stop_process, wait_for_log
+from tests.support.servers import PrivateRedis
 
 pytestmark = [pytest.mark.fault, pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class PrivateRedis:
-    """A redis-server of the test's own, on its own port, that keeps nothing on disk."""
-
-    def __init__(self, tmp_path) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.dir = tmp_path
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                                      "--appendonly", "no", "--dir", str(self.dir)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("private redis-server did not start")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
 
 
 @pytest.fixture
@@ -72,15 +37,6 @@ def no_enqueue_from_web(monkeypatch):
 @pytest.fixture
 def worker_env(media_root, private_redis):
     return {**worker_environment(media_root), "CELERY_BROKER_URL": private_redis.url, "ANALYSIS_MAX_ATTEMPTS": "3"}
-
-
-def run_sweep(env: dict[str, str]) -> str:
-    """The operator's (and beat's) sweep, as its own process: re-enqueue whatever is stuck."""
-    result = subprocess.run([sys.executable, "manage.py", "requeue_stuck_analyses"], cwd=REPO,
-                            env={**os.environ, **env, "ANALYSIS_STUCK_AFTER_SECONDS": "0"},
-                            capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
 
 
 def wait_for_status(analysis: Analysis, statuses: set[str], timeout: float = 120.0) -> Analysis:

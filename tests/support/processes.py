@@ -57,3 +57,13 @@ def stop_process(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: flo
 
 def kill_hard(proc: subprocess.Popen) -> None:
     stop_process(proc, signal.SIGKILL)
+
+
+def run_sweep(env: dict[str, str]) -> str:
+    """The operator's (and beat's) sweep as its own process: re-enqueue whatever is stuck."""
+    result = subprocess.run([sys.executable, "manage.py", "requeue_stuck_analyses"], cwd=REPO,
+                            env={**os.environ, **env, "ANALYSIS_STUCK_AFTER_SECONDS": "0"},
+                            capture_output=True, text=True, timeout=60)
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr)
+    return result.stdout
