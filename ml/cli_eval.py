@@ -33,6 +33,8 @@ def add_commands(sub) -> None:
     p.add_argument("--limit", type=int)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--tta", action="store_true", help="average the classifier over a horizontal flip")
+    p.add_argument("--record", action="store_true",
+                   help="store the metrics in the models' JSON files (the stage note quotes them)")
 
     p = sub.add_parser("baseline", help="classical floor: Otsu segmentation + logistic regression on colour")
     p.add_argument("--data", required=True)
@@ -166,8 +168,20 @@ def run_evaluate(args: argparse.Namespace) -> int:
     out = Path(args.out)
     write_evaluation_report(out, results, per_image, np.array(labels), np.array(probs))
     _print_summary(results)
+    if args.record:
+        _record_metrics(Path(args.models), results)
     print(f"\nreport: {out / 'report.md'}")
     return 0
+
+
+def _record_metrics(models: Path, results: dict) -> None:
+    for kind, key in (("segmenter", "segmentation"), ("classifier", "classification")):
+        if results.get(key):
+            path = models / f"{kind}.json"
+            meta = json.loads(path.read_text())
+            meta["test_metrics"] = {**results[key], "data": results["data"], "split": results["split"]}
+            path.write_text(json.dumps(meta, indent=2))
+            print(f"recorded {key} metrics in {path}")
 
 
 def _print_summary(results: dict) -> None:

@@ -159,7 +159,7 @@ def _export(model, run_dir: Path, name: str, metadata: dict) -> Path:
     # state, no training loss), so it is small and loads without the training code.
     import keras
 
-    inference_model = keras.models.clone_model(model)
+    inference_model = keras.Model.from_config(model.get_config())  # clone_model would keep the optimizer
     inference_model.set_weights(model.get_weights())
     inference_model.save(model_path)
     metadata = {**metadata, "file": model_path.name, "sha256": file_sha256(model_path),

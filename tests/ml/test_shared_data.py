@@ -1,0 +1,57 @@
+"""Data tests: the shipped models on a few real images from ../shared/data (skipped without it)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ml.cli import main
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "lesions-dev"
+pytestmark = [pytest.mark.data, pytest.mark.slow,
+              pytest.mark.skipif(not (SHARED / "labels.csv").is_file(),
+                                 reason=f"shared dermoscopy data not found at {SHARED}")]
+
+
+def test_dataset_reader_keeps_lesions_within_one_split():
+    from ml.data import read_dataset
+
+    samples = read_dataset(SHARED)
+    assert len(samples) > 10_000
+    splits_by_lesion: dict[str, set[str]] = {}
+    for s in samples:
+        splits_by_lesion.setdefault(s.lesion_id, set()).add(s.split)
+    assert all(len(splits) == 1 for splits in splits_by_lesion.values())
+    assert {s.split for s in samples} == {"train", "val", "test"}
+
+
+def test_evaluate_and_predict_on_real_images(tmp_path):
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--data", str(SHARED), "--split", "test", "--limit", "24", "--out", str(out)]) == 0
+    results = json.loads((out / "metrics.json").read_text())
+    seg, cls = results["segmentation"], results["classification"]
+    assert seg["images"] > 0 and 0.0 <= seg["jaccard_thresholded_mean"] <= seg["jaccard_mean"] <= 1.0
+    assert 0.0 <= cls["sensitivity"] <= 1.0 and cls["images"] == 24
+    assert (out / "report.md").read_text().startswith("# Evaluation")
+
+    images = tmp_path / "images"
+    images.mkdir()
+    chosen = sorted((SHARED / "images").glob("*.jpg"))[:3]
+    for path in chosen:
+        shutil.copy(path, images / path.name)
+    predictions = tmp_path / "pred"
+    assert main(["predict", "--out", str(predictions), str(images)]) == 0
+    rows = list(csv.DictReader((predictions / "predictions.csv").open()))
+    assert [r["image_id"] for r in rows] == [p.stem for p in chosen]
+    assert all(0.0 <= float(r["melanoma"]) <= 1.0 for r in rows)
+    for path in chosen:
+        mask = np.asarray(Image.open(predictions / f"{path.stem}_segmentation.png"))
+        assert mask.shape == np.asarray(Image.open(path)).shape[:2]
+        assert set(np.unique(mask)) <= {0, 255}
+        assert (predictions / f"{path.stem}_overlay.png").is_file()
