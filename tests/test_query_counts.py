@@ -1,0 +1,76 @@
+"""Query counts per page do not grow with the number of related rows (no N+1)."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from lesions import services
+from lesions.models import Analysis
+from tests.factories import LesionFactory, PatientFactory, lesion_image
+
+pytestmark = pytest.mark.django_db
+
+
+def queries_for(client, url: str) -> int:
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(url)
+    assert response.status_code == 200, url
+    return len(captured)
+
+
+def add_captures(lesion, n: int) -> None:
+    data = lesion_image()
+    for _ in range(n):
+        capture = services.capture_create(request=None, user=None, lesion=lesion, data=data)
+        Analysis.objects.filter(capture=capture).update(status="done", probability=0.1, threshold=0.2, features={
+            "asymmetry": {"axes_asymmetric": 0, "index_major": 0, "index_minor": 0, "orientation_degrees": 0},
+            "border": {"compactness": 1, "abrupt_segments": 0},
+            "colours": {"present": ["dark_brown"], "count": 1, "fractions": {}},
+            "diameter": {"value": 5, "unit": "px", "area": 20, "area_unit": "px²"}})
+
+
+def test_patient_list_constant(client_logged_in, clinic):
+    PatientFactory(clinic=clinic)
+    one = queries_for(client_logged_in, reverse("patient_list"))
+    PatientFactory.create_batch(49, clinic=clinic)
+    assert queries_for(client_logged_in, reverse("patient_list")) == one
+
+
+def test_patient_detail_constant(client_logged_in, patient):
+    LesionFactory(patient=patient)
+    one = queries_for(client_logged_in, reverse("patient_detail", args=[patient.pk]))
+    LesionFactory.create_batch(49, patient=patient)
+    assert queries_for(client_logged_in, reverse("patient_detail", args=[patient.pk])) == one
+
+
+def test_case_page_constant(client_logged_in, lesion):
+    add_captures(lesion, 1)
+    one = queries_for(client_logged_in, reverse("lesion_case", args=[lesion.pk]))
+    add_captures(lesion, 49)
+    assert queries_for(client_logged_in, reverse("lesion_case", args=[lesion.pk])) == one
+
+
+@pytest.mark.parametrize("url", ["/admin/clinic/patient/", "/admin/lesions/lesion/", "/admin/lesions/capture/",
+                                 "/admin/lesions/analysis/"])
+def test_admin_changelists_constant(admin_client, clinic, url):
+    lesion = LesionFactory(patient=PatientFactory(clinic=clinic))
+    add_captures(lesion, 1)
+    one = queries_for(admin_client, url)
+    for _ in range(7):
+        extra = LesionFactory(patient=PatientFactory(clinic=clinic))
+        add_captures(extra, 7)
+    assert queries_for(admin_client, url) == one
+
+
+def test_seed_command_builds_a_clinic(tmp_path):
+    from django.core.management import call_command
+
+    from clinic.models import Patient
+    from lesions.models import Capture, Lesion
+
+    call_command("seed_large_clinic", patients=30, lesions=60, captures=200, images=2, batch=50)
+    assert Patient.objects.count() == 30 and Lesion.objects.count() == 60 and Capture.objects.count() == 200
+    assert Analysis.objects.filter(status="done").count() == 200
