@@ -39,7 +39,8 @@ lint: install-dev
 	$(PY) manage.py makemigrations --check --dry-run
 
 bench: install-dev
-	$(PY) -m ml bench-inference --out bench-results/inference.json
+	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+	$(PY) bench/run_all.py
 
 clean:
 	rm -rf $(VENV) var/broker var/staticfiles

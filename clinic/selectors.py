@@ -26,7 +26,19 @@ def patients_for(user: AbstractBaseUser, query: str = "") -> QuerySet[Patient]:
     query = query.strip()
     if query:
         patients = patients.filter(Q(identifier__istartswith=query) | Q(name__icontains=query))
-    return patients.annotate(lesion_count=Count("lesions")).order_by("name", "id")
+    return patients.order_by("name", "id")
+
+
+def with_lesion_counts(patients: list[Patient]) -> list[Patient]:
+    """Lesion counts for one page of patients in one query (counting before paginating would
+    aggregate the whole clinic on every page view)."""
+    from lesions.models import Lesion
+
+    counts = dict(Lesion.objects.filter(patient__in=patients).values("patient").annotate(n=Count("id"))
+                  .values_list("patient", "n"))
+    for patient in patients:
+        patient.lesion_count = counts.get(patient.pk, 0)
+    return patients
 
 
 def patient_for(user: AbstractBaseUser, pk: int) -> Patient:

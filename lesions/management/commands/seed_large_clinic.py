@@ -16,7 +16,7 @@ from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.management.base import BaseCommand
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from clinic.models import Clinic, Membership, Patient
@@ -83,6 +83,9 @@ class Command(BaseCommand):
                              features={"diameter": {"value": 6.0, "unit": "mm", "area": 28.0, "area_unit": "mm²"}},
                              stage_note="Seeded analysis.") for c in made], batch_size=batch)
                 self.stdout.write(f"  captures {offset + count}/{captures}")
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:  # fresh statistics, or the planner guesses from an empty table
+                cursor.execute("ANALYZE")
         self.stdout.write(self.style.SUCCESS(
             f"seeded {patients} patients, {lesions} lesions, {captures} captures with analyses in "
             f"{time.perf_counter() - started:.1f} s; login {username} / {password}"))
