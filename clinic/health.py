@@ -21,10 +21,12 @@ def check_database() -> str | None:
 
 
 def check_broker() -> str | None:
+    from django.conf import settings
+
     from clinic.celery import app
 
     try:
-        with app.connection_for_write() as conn:
+        with app.connection_for_write(settings.CELERY_BROKER_URL) as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
         return None
     except Exception as exc:

@@ -32,9 +32,16 @@ def add_commands(sub) -> None:
     p.add_argument("--out", default=str(DEFAULT_EVAL_OUT))
     p.add_argument("--limit", type=int)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--tta", action="store_true", help="average the classifier over a horizontal flip")
     p.add_argument("--record", action="store_true",
                    help="store the metrics in the models' JSON files (the stage note quotes them)")
+
+    p = sub.add_parser("calibrate", help="choose the operating threshold on a split (sensitivity target) and "
+                       "record it in the shipped classifier's JSON")
+    p.add_argument("--data", required=True)
+    p.add_argument("--split", default="val")
+    p.add_argument("--models", default=str(DEFAULT_MODELS_DIR))
+    p.add_argument("--sensitivity", type=float, default=0.90)
+    p.add_argument("--tta", choices=["on", "off"], help="also switch test-time flip averaging on or off")
 
     p = sub.add_parser("baseline", help="classical floor: Otsu segmentation + logistic regression on colour")
     p.add_argument("--data", required=True)
@@ -62,7 +69,7 @@ def add_commands(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    handlers = {"predict": run_predict, "evaluate": run_evaluate, "baseline": run_baseline,
+    handlers = {"predict": run_predict, "evaluate": run_evaluate, "calibrate": run_calibrate, "baseline": run_baseline,
                 "experiment": run_experiment, "bench-inference": run_bench_inference, "ship": run_ship}
     return handlers[args.command](args)
 
@@ -117,11 +124,35 @@ def run_predict(args: argparse.Namespace) -> int:
     return 0 if not failures else 1
 
 
-def _tta_probabilities(analyzer, images: list[np.ndarray], masks: list[np.ndarray]) -> np.ndarray:
-    flipped = [img[:, ::-1] for img in images]
-    p1, _ = analyzer.classify_batch(images, masks)
-    p2, _ = analyzer.classify_batch(flipped, [m[:, ::-1] for m in masks])
-    return (p1 + p2) / 2
+def run_calibrate(args: argparse.Namespace) -> int:
+    from ml.data import read_dataset, select
+    from ml.inference import Analyzer
+    from ml.metrics import classification_scores, threshold_for_sensitivity
+    from ml.preprocessing import load_rgb
+
+    meta_path = Path(args.models) / "classifier.json"
+    if args.tta:
+        meta = json.loads(meta_path.read_text())
+        meta["tta"] = args.tta == "on"
+        meta_path.write_text(json.dumps(meta, indent=2))
+    analyzer = Analyzer(args.models)
+    chosen = select(read_dataset(args.data), args.split, need_label=True)
+    probs: list[float] = []
+    for start in tqdm(range(0, len(chosen), 32), desc=f"calibrating on {args.split}", unit="batch"):
+        images = [load_rgb(s.image_path) for s in chosen[start:start + 32]]
+        batch_probs, _ = analyzer.classify_batch(images, analyzer.segment_batch(images))
+        probs.extend(batch_probs.tolist())
+    labels = np.array([s.melanoma for s in chosen])
+    threshold = threshold_for_sensitivity(labels, np.array(probs), args.sensitivity)
+    scores = classification_scores(labels, np.array(probs), threshold)
+    meta = json.loads(meta_path.read_text())
+    meta.update({"threshold": threshold, "threshold_rule": f"highest threshold with sensitivity >= "
+                 f"{args.sensitivity:.2f} on {args.split}" + (" (with flip TTA)" if analyzer.tta else ""),
+                 "calibration": {k: scores[k] for k in ("roc_auc", "sensitivity", "specificity", "images")}})
+    meta_path.write_text(json.dumps(meta, indent=2))
+    print(f"threshold {threshold:.4f} on {args.split}: AUC {scores['roc_auc']:.4f}, sensitivity "
+          f"{scores['sensitivity']:.3f}, specificity {scores['specificity']:.3f} (tta={analyzer.tta})")
+    return 0
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -142,10 +173,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         batch = chosen[start:start + args.batch_size]
         images = [load_rgb(s.image_path) for s in batch]
         masks = analyzer.segment_batch(images)
-        if args.tta:
-            batch_probs = _tta_probabilities(analyzer, images, masks)
-        else:
-            batch_probs, _ = analyzer.classify_batch(images, masks)
+        batch_probs, _ = analyzer.classify_batch(images, masks)
         for sample, mask, prob in zip(batch, masks, batch_probs):
             row = {"image_id": sample.image_id, "melanoma_probability": float(prob)}
             if sample.mask_path is not None:
@@ -160,7 +188,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             ids.append(sample.image_id)
             per_image.append(row)
     results = {
-        "data": str(args.data), "split": args.split, "models": analyzer.version, "tta": bool(args.tta),
+        "data": str(args.data), "split": args.split, "models": analyzer.version, "tta": analyzer.tta,
         "segmentation": segmentation_scores(truths, preds) if truths else None,
         "classification": classification_scores(np.array(labels), np.array(probs), analyzer.threshold)
         if labels else None,

@@ -80,6 +80,9 @@ class Analyzer:
         self.cls_size = tuple(self.manifest["classifier"]["input_shape"][:2])
         self.threshold = float(self.manifest["classifier"]["threshold"])
         self.variant = self.manifest["classifier"].get("variant", "image")
+        # Test-time augmentation: average the classifier over flips of the input when the
+        # shipped metadata asks for it (the threshold was calibrated the same way).
+        self.tta = bool(self.manifest["classifier"].get("tta", False))
         self._segment = tf.function(lambda x: self.segmenter(x, training=False), reduce_retracing=True)
         self._classify_with_cam = tf.function(self._classify_and_cam, reduce_retracing=True)
 
@@ -122,7 +125,11 @@ class Analyzer:
             images = [apply_mask(img, m) for img, m in zip(images, masks)]
         batch = np.stack([resize_image(img, self.cls_size, crop=True) for img in images]).astype(np.float32)
         prob, cam = self._classify_with_cam(batch)
-        return prob.numpy().astype(float), cam.numpy()
+        prob = prob.numpy().astype(float)
+        if self.tta:
+            flipped, _ = self._classify_with_cam(np.ascontiguousarray(batch[:, :, ::-1]))
+            prob = (prob + flipped.numpy().astype(float)) / 2
+        return prob, cam.numpy()
 
     def analyze_batch(self, images: list[np.ndarray], mm_per_pixel: list[float | None] | None = None,
                       *, features: bool = True, heatmaps: bool = True) -> list[ImageAnalysis]:
