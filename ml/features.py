@@ -212,11 +212,38 @@ def tds_band(tds: float) -> str:
     return "highly suspicious"
 
 
+# Shape and colour measures are scale-free, so they are computed on the lesion's bounding box
+# scaled to at most this many pixels a side; sizes are measured at full resolution.
+WORKING_SIDE = 256
+
+
+def lesion_working_copy(image: np.ndarray, mask: np.ndarray, max_side: int = WORKING_SIDE
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """The lesion's bounding box with a margin for the border profile, downscaled if large."""
+    from PIL import Image
+
+    ys, xs = np.nonzero(mask)
+    if len(ys) == 0:
+        return image, mask
+    margin = int(0.25 * max(np.ptp(ys), np.ptp(xs))) + 4
+    top, bottom = max(0, ys.min() - margin), min(mask.shape[0], ys.max() + margin + 1)
+    left, right = max(0, xs.min() - margin), min(mask.shape[1], xs.max() + margin + 1)
+    image, mask = image[top:bottom, left:right], mask[top:bottom, left:right]
+    scale = max_side / max(mask.shape)
+    if scale >= 1:
+        return image, mask
+    size = (max(1, round(mask.shape[1] * scale)), max(1, round(mask.shape[0] * scale)))
+    small_image = np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR))
+    small_mask = np.asarray(Image.fromarray((mask > 0).astype(np.uint8) * 255).resize(size, Image.BILINEAR)) > 127
+    return small_image, small_mask.astype(np.uint8)
+
+
 def measure(image: np.ndarray, mask: np.ndarray, mm_per_pixel: float | None = None) -> dict:
     """All automatic ABCD features as a JSON-ready dict."""
+    work_image, work_mask = lesion_working_copy(image, mask)
     return {
-        "asymmetry": asdict(asymmetry(mask)),
-        "border": asdict(border(image, mask)),
-        "colours": asdict(colours(image, mask)),
+        "asymmetry": asdict(asymmetry(work_mask)),
+        "border": asdict(border(work_image, work_mask)),
+        "colours": asdict(colours(work_image, work_mask)),
         "diameter": asdict(diameter(mask, mm_per_pixel)),
     }

@@ -116,3 +116,14 @@ def test_lesion_touching_the_image_edge_off_centre():
     big = np.zeros((720, 1280), np.uint8)
     big[:, 500:] = 1
     assert features.asymmetry(big).axes_asymmetric == 0
+
+
+def test_measure_on_a_large_image_matches_the_same_lesion_small():
+    big = np.zeros((1200, 1600), np.uint8)
+    yy2, xx2 = np.mgrid[:1200, :1600]
+    big[((yy2 - 600) / 300) ** 2 + ((xx2 - 800) / 420) ** 2 < 1] = 1
+    image = np.where(big[..., None] > 0, np.uint8(60), np.uint8(220)).repeat(3, axis=-1)
+    result = features.measure(image, big, mm_per_pixel=0.01)
+    assert result["asymmetry"]["axes_asymmetric"] == 0
+    assert result["border"]["compactness"] == pytest.approx(1.03, abs=0.1)
+    assert result["diameter"]["value"] == pytest.approx(8.4, abs=0.05)  # measured at full resolution
