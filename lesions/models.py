@@ -123,6 +123,7 @@ class Capture(models.Model):
 
     lesion = models.ForeignKey(Lesion, on_delete=models.CASCADE, related_name="captures")
     image = models.FileField(upload_to=capture_upload_path, max_length=200)
+    thumbnail = models.FileField(max_length=200, blank=True)
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
     sha256 = models.CharField("SHA-256 of the uploaded bytes", max_length=64)

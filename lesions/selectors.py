@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, Prefetch, QuerySet
+from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery
 from django.shortcuts import get_object_or_404
 
 from clinic.models import Patient
@@ -14,7 +14,10 @@ from lesions.models import Analysis, Capture, Histopathology, Lesion
 
 
 def lesions_with_latest(patient: Patient) -> QuerySet[Lesion]:
-    return patient.lesions.annotate(capture_count=Count("captures")).order_by("label", "id")
+    """The patient's lesions with their capture count and newest capture's id (for its thumbnail)."""
+    newest = Capture.objects.filter(lesion=OuterRef("pk")).order_by("-taken_at", "-id").values("pk")[:1]
+    return (patient.lesions.annotate(capture_count=Count("captures"), latest_capture_id=Subquery(newest))
+            .order_by("label", "id"))
 
 
 def lesion_for(user: AbstractBaseUser, pk: int) -> Lesion:

@@ -92,6 +92,7 @@ def capture_create(*, request: HttpRequest | None, user: Any, lesion: Lesion, da
             audit.record(request=request, user=user, action=AuditEvent.Action.CREATE, obj=capture,
                          clinic_id=lesion.patient.clinic_id, detail={"sha256": clean.sha256, "source": source})
             transaction.on_commit(lambda: enqueue_analysis(analysis.pk))
+            transaction.on_commit(lambda: enqueue_thumbnail(capture.pk))
     except Exception:
         # The row never committed: do not leave an orphaned file behind.
         default_storage.delete(stored_name)
@@ -113,6 +114,31 @@ def enqueue_analysis(analysis_id: int) -> None:
     except Exception:
         # The broker is down: the row stays queued and the periodic sweep enqueues it later.
         logger.exception("enqueue failed analysis_id=%s; the sweep will retry", analysis_id)
+
+
+def enqueue_thumbnail(capture_id: int) -> None:
+    from lesions.tasks import make_thumbnail_task
+
+    try:
+        make_thumbnail_task.apply_async((capture_id,), queue="default")
+    except Exception:
+        # A missing thumbnail only costs the list a smaller picture; the page falls back to the image.
+        logger.exception("thumbnail enqueue failed capture_id=%s", capture_id)
+
+
+def make_thumbnail(capture_id: int, size: int = 256) -> str | None:
+    """Light work for the CPU workers (`default` queue): a small PNG for lists. Idempotent."""
+    from lesions.images import thumbnail_png
+
+    capture = Capture.objects.filter(pk=capture_id).first()
+    if capture is None or capture.thumbnail:
+        return capture.thumbnail.name if capture else None
+    name = default_storage.save(f"thumbnails/{capture.pk}-{_random_name()[:8]}.png",
+                                ContentFile(thumbnail_png(read_capture_bytes(capture), size)))
+    updated = Capture.objects.filter(pk=capture_id, thumbnail="").update(thumbnail=name)
+    if not updated:  # another delivery won the race
+        default_storage.delete(name)
+    return name
 
 
 def _claim(analysis_id: int, worker: str) -> Analysis | None:
@@ -319,7 +345,7 @@ def delete_files_of_patient(patient: Patient) -> list[str]:
     """Remove every stored file of a patient's captures and analyses; returns the names removed."""
     names: list[str] = []
     for capture in Capture.objects.filter(lesion__patient=patient).prefetch_related("analyses"):
-        names.append(capture.image.name)
+        names.extend(f.name for f in (capture.image, capture.thumbnail) if f)
         for analysis in capture.analyses.all():
             names.extend(f.name for f in (analysis.mask, analysis.overlay, analysis.heatmap) if f)
     for name in names:

@@ -67,6 +67,16 @@ def _try_mark_queued(analysis_id: int, reason: str) -> None:
                        analysis_id)
 
 
+@shared_task(bind=True, acks_late=True, max_retries=3, soft_time_limit=30, time_limit=60)
+def make_thumbnail_task(self, capture_id: int) -> None:
+    try:
+        services.make_thumbnail(capture_id)
+    except (services.TransientAnalysisError, OperationalError, InterfaceError) as exc:
+        raise self.retry(exc=exc, countdown=2 ** self.request.retries) from exc
+    except services.BadImageError:
+        logger.warning("no thumbnail for capture_id=%s: image missing", capture_id)
+
+
 @shared_task(acks_late=True, soft_time_limit=60, time_limit=90)
 def requeue_stuck_analyses_task() -> int:
     return len(services.requeue_stuck_analyses())

@@ -23,7 +23,7 @@ from lesions.forms import (
 from lesions.models import Histopathology
 from lesions.presentation import case_context, lesion_stage_note
 
-IMAGE_KINDS = {"original", "mask", "overlay", "heatmap"}
+IMAGE_KINDS = {"original", "thumbnail", "mask", "overlay", "heatmap"}
 
 
 def lesion_create(request: HttpRequest, patient_pk: int) -> HttpResponse:
@@ -157,8 +157,10 @@ def capture_image(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
     if kind not in IMAGE_KINDS:
         raise Http404
     capture = selectors.capture_for(request.user, pk)
-    if kind == "original":
+    if kind == "original" or (kind == "thumbnail" and not capture.thumbnail):
         name = capture.image.name
+    elif kind == "thumbnail":
+        name = capture.thumbnail.name
     else:
         analysis = capture.analyses.filter(status="done").order_by("-finished_at", "-id").first()
         field = getattr(analysis, kind, None) if analysis else None

@@ -56,6 +56,14 @@ def test_uploaded_image_is_analysed_by_a_real_worker(analysis_worker, client_log
     assert analysis.mask.name and analysis.overlay.name
     assert {"image_load_s", "segmentation_s", "classification_s", "features_s", "total_s"} <= set(analysis.timings)
     assert "histopathology" in analysis.stage_note
+    # Light work ran on the default queue: the thumbnail exists and is served behind the same check.
+    deadline = time.monotonic() + 30
+    while not capture.thumbnail and time.monotonic() < deadline:
+        time.sleep(0.2)
+        capture.refresh_from_db()
+    assert capture.thumbnail.name.startswith("thumbnails/")
+    thumb = client_logged_in.get(reverse("capture_image", args=[capture.pk, "thumbnail"]))
+    assert thumb.status_code == 200
     # The result is read back through the page, including the overlay image behind the access check.
     page = client_logged_in.get(reverse("lesion_case", args=[lesion.pk]))
     assert b"Melanoma probability" in page.content

@@ -32,6 +32,7 @@ def private_redis(tmp_path):
 def no_enqueue_from_web(monkeypatch):
     # Jobs reach the private broker only through the sweep below, never the shared test broker.
     monkeypatch.setattr(services, "enqueue_analysis", lambda analysis_id: None)
+    monkeypatch.setattr(services, "enqueue_thumbnail", lambda capture_id: None)
 
 
 @pytest.fixture

@@ -52,6 +52,7 @@ def object_keys(s3_server) -> set[str]:
 def test_upload_analysis_presigned_images_and_deletion_on_s3(s3_server, s3_settings, client_logged_in, lesion,
                                                              media_root, monkeypatch, tmp_path):
     monkeypatch.setattr(services, "enqueue_analysis", lambda analysis_id: None)
+    monkeypatch.setattr(services, "enqueue_thumbnail", lambda capture_id: None)
     response = client_logged_in.post(reverse("lesion_upload", args=[lesion.pk]), {
         "images": [_file(lesion_image((240, 180)))], "modality": "dermoscopic"})
     assert response.status_code == 302
