@@ -89,7 +89,7 @@ class Command(BaseCommand):
 
     def _start_worker(self, index: int) -> subprocess.Popen:
         log = open(Path(settings.VAR_DIR) / f"bench-worker-{index}.log", "w")
-        return subprocess.Popen([sys.executable, "-m", "celery", "-A", "clinic", "worker", "-Q", "gpu", "-P", "solo",
+        return subprocess.Popen([sys.executable, "-m", "celery", "-A", "clinic", "worker", "-Q", "gpu,default", "-P", "solo",
                                  "-n", f"bench{index}@%h", "-l", "INFO", "--without-gossip", "--without-mingle"],
                                 env={**os.environ, "ML_THREADS": os.environ.get("ML_THREADS", "1")},
                                 stdout=log, stderr=subprocess.STDOUT)
