@@ -125,3 +125,11 @@ def test_training_cli_resumes_and_exports(tmp_path):
     assert meta["input_shape"] == [32, 32, 3] and meta["version"]
     assert (out / "learning_curves.png").is_file()
     assert keras.saving.load_model(path, compile=False).output_shape == (None, 32, 32, 1)
+
+
+@pytest.mark.parametrize("backbone,size", [("vgg16", 32), ("inception_v3", 75), ("mobilenet_v2", 32)])
+def test_report_backbones_build_from_scratch_without_weights(backbone, size):
+    model = build_classifier(backbone, (size, size, 3), weights=None)
+    assert model.output_shape == (None, 1)
+    backbone_model = next(layer for layer in model.layers if isinstance(layer, keras.Model))
+    assert all(layer.trainable for layer in backbone_model.layers)  # from scratch: everything trains
