@@ -41,7 +41,8 @@ def add_commands(sub) -> None:
     p.add_argument("--split", default="val")
     p.add_argument("--models", default=str(DEFAULT_MODELS_DIR))
     p.add_argument("--sensitivity", type=float, default=0.90)
-    p.add_argument("--tta", choices=["on", "off"], help="also switch test-time flip averaging on or off")
+    p.add_argument("--tta", choices=["on", "off"], help="also switch test-time flip averaging on or off "
+                   "(classifier and segmenter)")
 
     p = sub.add_parser("baseline", help="classical floor: Otsu segmentation + logistic regression on colour")
     p.add_argument("--data", required=True)
@@ -132,9 +133,10 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
     meta_path = Path(args.models) / "classifier.json"
     if args.tta:
-        meta = json.loads(meta_path.read_text())
-        meta["tta"] = args.tta == "on"
-        meta_path.write_text(json.dumps(meta, indent=2))
+        for path in (meta_path, Path(args.models) / "segmenter.json"):
+            meta = json.loads(path.read_text())
+            meta["tta"] = args.tta == "on"
+            path.write_text(json.dumps(meta, indent=2))
     analyzer = Analyzer(args.models)
     chosen = select(read_dataset(args.data), args.split, need_label=True)
     probs: list[float] = []

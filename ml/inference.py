@@ -83,6 +83,7 @@ class Analyzer:
         # Test-time augmentation: average the classifier over flips of the input when the
         # shipped metadata asks for it (the threshold was calibrated the same way).
         self.tta = bool(self.manifest["classifier"].get("tta", False))
+        self.seg_tta = bool(self.manifest["segmenter"].get("tta", False))
         self._segment = tf.function(lambda x: self.segmenter(x, training=False), reduce_retracing=True)
         self._classify_with_cam = tf.function(self._classify_and_cam, reduce_retracing=True)
 
@@ -117,19 +118,24 @@ class Analyzer:
 
     def segment_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
         batch = np.stack([resize_image(img, self.seg_size, crop=self.seg_crop) for img in images]).astype(np.float32)
-        probs = self._segment(batch).numpy()
+        if self.seg_tta:
+            # One call on the batch and its mirror image; the mirrored maps are flipped back and averaged.
+            both = self._segment(np.concatenate([batch, batch[:, :, ::-1]])).numpy()
+            probs = (both[: len(images)] + both[len(images):, :, ::-1]) / 2
+        else:
+            probs = self._segment(batch).numpy()
         return [postprocess_mask(p, img.shape[:2]) for p, img in zip(probs, images)]
 
     def classify_batch(self, images: list[np.ndarray], masks: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         if self.variant != "image":
             images = [apply_mask(img, m) for img, m in zip(images, masks)]
         batch = np.stack([resize_image(img, self.cls_size, crop=True) for img in images]).astype(np.float32)
-        prob, cam = self._classify_with_cam(batch)
-        prob = prob.numpy().astype(float)
         if self.tta:
-            flipped, _ = self._classify_with_cam(np.ascontiguousarray(batch[:, :, ::-1]))
-            prob = (prob + flipped.numpy().astype(float)) / 2
-        return prob, cam.numpy()
+            prob, cam = self._classify_with_cam(np.concatenate([batch, batch[:, :, ::-1]]))
+            prob, cam = prob.numpy().astype(float), cam.numpy()
+            return (prob[: len(images)] + prob[len(images):]) / 2, cam[: len(images)]
+        prob, cam = self._classify_with_cam(batch)
+        return prob.numpy().astype(float), cam.numpy()
 
     def analyze_batch(self, images: list[np.ndarray], mm_per_pixel: list[float | None] | None = None,
                       *, features: bool = True, heatmaps: bool = True) -> list[ImageAnalysis]:

@@ -27,3 +27,27 @@ def test_predict_writes_masks_overlays_and_csv_and_reports_broken_files(tmp_path
     assert mask.shape == (160, 120) and set(np.unique(mask)) <= {0, 255}
     overlay = Image.open(out / "ISIC_0000001_overlay.png")
     assert overlay.size == (200, 150)
+
+
+def test_flip_averaging_is_symmetric(tmp_path):
+    """With TTA on, a mirrored image gets the same probability and a mirrored mask."""
+    import json
+    import shutil
+
+    from ml.inference import DEFAULT_MODELS_DIR, Analyzer
+    from ml.preprocessing import load_rgb
+
+    models = tmp_path / "models"
+    shutil.copytree(DEFAULT_MODELS_DIR, models)
+    for name in ("classifier.json", "segmenter.json"):
+        meta = json.loads((models / name).read_text())
+        meta["tta"] = True
+        (models / name).write_text(json.dumps(meta))
+    (tmp_path / "a.jpg").write_bytes(lesion_image((192, 144), radius=40))
+    image = load_rgb(tmp_path / "a.jpg").copy()
+    image[:, :60] //= 2  # break the picture's own symmetry
+    analyzer = Analyzer(models)
+    assert analyzer.tta and analyzer.seg_tta
+    one, mirrored = analyzer.analyze_batch([image, np.ascontiguousarray(image[:, ::-1])], features=False)
+    assert abs(one.probability - mirrored.probability) < 1e-4
+    assert (one.mask == mirrored.mask[:, ::-1]).mean() > 0.995
