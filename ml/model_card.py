@@ -1,0 +1,92 @@
+"""Refresh the numbers in ml/MODEL_CARD.md from the files the commands wrote, so the card never
+quotes a number that no command produced. Sections between <!-- NAME:START --> and
+<!-- NAME:END --> markers are replaced; a missing source leaves its section as it was."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CARD = Path(__file__).resolve().parent / "MODEL_CARD.md"
+
+
+def _replace(text: str, name: str, body: str) -> str:
+    pattern = re.compile(rf"(<!-- {name}:START -->\n).*?(<!-- {name}:END -->)", re.S)
+    return pattern.sub(lambda m: m.group(1) + body.rstrip() + "\n" + m.group(2), text)
+
+
+def results_section(seg: dict, cls: dict) -> str:
+    cm = cls["confusion"]
+    return "\n".join([
+        f"| segmentation ({seg['images']:,} images) | value |", "|---|---|",
+        f"| mean Jaccard | {seg['jaccard_mean']:.3f} |",
+        f"| thresholded Jaccard (ISIC: < 0.65 counts 0) | {seg['jaccard_thresholded_mean']:.3f} |",
+        f"| Dice | {seg['dice_mean']:.3f} |",
+        f"| pixel sensitivity / specificity | {seg['sensitivity_mean']:.3f} / {seg['specificity_mean']:.3f} |",
+        "", f"| classification, melanoma vs rest ({cls['images']:,} images) | value |", "|---|---|",
+        f"| ROC AUC | {cls['roc_auc']:.3f} |",
+        f"| average precision | {cls['average_precision']:.3f} |",
+        f"| sensitivity at 90% / 95% specificity | {cls['sensitivity_at_90_specificity']:.3f} / "
+        f"{cls['sensitivity_at_95_specificity']:.3f} |",
+        f"| specificity at 95% sensitivity | {cls['specificity_at_95_sensitivity']:.3f} |",
+        f"| operating threshold (chosen on val) | {cls['threshold']:.3f} |",
+        f"| sensitivity / specificity at that threshold | {cls['sensitivity']:.3f} / {cls['specificity']:.3f} |",
+        f"| balanced accuracy | {cls['balanced_accuracy']:.3f} |",
+        f"| Brier score | {cls['brier']:.3f} |",
+        f"| confusion (TP, FN, FP, TN) | {cm['tp']}, {cm['fn']}, {cm['fp']}, {cm['tn']} |",
+    ])
+
+
+def baseline_section(baseline: dict, seg: dict, cls: dict) -> str:
+    bseg, bcls = baseline["segmentation"], baseline["classification"]
+    return "\n".join([
+        "| test split | shipped models | classical baseline |", "|---|---|---|",
+        f"| mean Jaccard | {seg['jaccard_mean']:.3f} | {bseg['jaccard_mean']:.3f} |",
+        f"| thresholded Jaccard | {seg['jaccard_thresholded_mean']:.3f} | {bseg['jaccard_thresholded_mean']:.3f} |",
+        f"| ROC AUC | {cls['roc_auc']:.3f} | {bcls['roc_auc']:.3f} |",
+        f"| sensitivity / specificity at the val-chosen threshold | {cls['sensitivity']:.3f} / "
+        f"{cls['specificity']:.3f} | {bcls['sensitivity']:.3f} / {bcls['specificity']:.3f} |",
+    ])
+
+
+def speed_section(bench: dict) -> str:
+    lines = [f"{bench['machine']['cpu']}, {bench['machine']['cores']} cores, {bench['device']}; per image, ms.", "",
+             "| batch | segmentation | classification | ABCD features | whole analysis | plain `model.predict` (seg+cls) |",
+             "|---|---|---|---|---|---|"]
+    for batch, s in bench["batches"].items():
+        lines.append(f"| {batch} | {s['segmentation']['median_ms']:.0f} (p95 {s['segmentation']['p95_ms']:.0f}) | "
+                     f"{s['classification']['median_ms']:.0f} | {s['features']['median_ms']:.0f} | "
+                     f"{s['total']['median_ms']:.0f} (p95 {s['total']['p95_ms']:.0f}) | "
+                     f"{s['baseline_predict']['median_ms']:.0f} |")
+    return "\n".join(lines)
+
+
+def refresh(card: Path = CARD) -> list[str]:
+    text = card.read_text()
+    updated = []
+    models = ROOT / "ml" / "models"
+    seg = json.loads((models / "segmenter.json").read_text()).get("test_metrics")
+    cls = json.loads((models / "classifier.json").read_text()).get("test_metrics")
+    if seg and cls:
+        text = _replace(text, "RESULTS", results_section(seg, cls))
+        updated.append("results")
+        baseline = ROOT / "var" / "eval" / "baseline" / "metrics.json"
+        if baseline.is_file():
+            text = _replace(text, "BASELINE", baseline_section(json.loads(baseline.read_text()), seg, cls))
+            updated.append("baseline")
+    experiment = ROOT / "var" / "runs" / "experiment" / "results.md"
+    if experiment.is_file():
+        text = _replace(text, "EXPERIMENT", experiment.read_text())
+        updated.append("experiment")
+    bench = ROOT / "bench-results" / "inference.json"
+    if bench.is_file():
+        text = _replace(text, "SPEED", speed_section(json.loads(bench.read_text())))
+        updated.append("speed")
+    card.write_text(text)
+    return updated
+
+
+if __name__ == "__main__":
+    print("refreshed:", ", ".join(refresh()) or "nothing")
