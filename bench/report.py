@@ -9,14 +9,9 @@ from pathlib import Path
 
 
 def machine_description() -> dict:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from ml.bench import cpu_model
+
+    cpu = cpu_model()
     memory_gb = None
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
