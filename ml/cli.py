@@ -30,6 +30,7 @@ def _add_train_segmenter(sub) -> None:
     p.add_argument("--learning-rate", type=float, default=1e-3)
     p.add_argument("--colour-jitter", action="store_true")
     p.add_argument("--limit", type=int, help="use at most N images per split (smoke runs)")
+    p.add_argument("--resume-learning-rate", type=float, help="when resuming, continue with this learning rate")
 
 
 def _add_train_classifier(sub) -> None:
@@ -70,7 +71,7 @@ def run_train_segmenter(args: argparse.Namespace) -> int:
         data=args.data, out=args.out, height=height, width=width, base_filters=args.base_filters,
         depth=args.depth if args.preset == "default" else min(args.depth, 4), epochs=args.epochs,
         batch_size=args.batch_size, learning_rate=args.learning_rate, colour_jitter=args.colour_jitter,
-        limit=args.limit))
+        limit=args.limit, resume_learning_rate=args.resume_learning_rate))
     print(f"segmenter ready: {path}")
     return 0
 

@@ -36,6 +36,7 @@ class SegmenterConfig:
     colour_jitter: bool = False
     limit: int | None = None
     seed: int = 1337
+    resume_learning_rate: float | None = None
 
 
 @dataclass
@@ -104,7 +105,8 @@ def file_sha256(path: Path) -> str:
 
 
 def _fit_with_resume(build_model, compile_model, run_dir: Path, train_ds, val_ds, *, epochs: int,
-                     monitor: str, mode: str, class_weight=None, steps_per_epoch=None) -> object:
+                     monitor: str, mode: str, class_weight=None, steps_per_epoch=None,
+                     resume_learning_rate: float | None = None) -> object:
     import keras
 
     ckpt_dir = run_dir / "checkpoints"
@@ -115,6 +117,10 @@ def _fit_with_resume(build_model, compile_model, run_dir: Path, train_ds, val_ds
         model = keras.saving.load_model(last)
         initial_epoch = len(rows)
         print(f"resuming from {last} at epoch {initial_epoch + 1}/{epochs}", flush=True)
+        if resume_learning_rate is not None:
+            # A step down in learning rate for the remaining epochs (a manual schedule).
+            model.optimizer.learning_rate.assign(resume_learning_rate)
+            print(f"learning rate set to {resume_learning_rate}", flush=True)
     else:
         model = build_model()
         compile_model(model)
@@ -208,7 +214,8 @@ def train_segmenter(config: SegmenterConfig) -> Path:
                       metrics=[dice_coefficient, soft_jaccard])
 
     model = _fit_with_resume(build, compile_model, run_dir, train_ds, val_ds, epochs=config.epochs,
-                             monitor="val_soft_jaccard", mode="max")
+                             monitor="val_soft_jaccard", mode="max",
+                             resume_learning_rate=config.resume_learning_rate)
     return _export(model, run_dir, "segmenter", {
         "kind": "segmenter", "name": model.name, "input_shape": [config.height, config.width, 3],
         "crop": False, "threshold": 0.5, "train_images": int(len(train["images"])),
