@@ -41,8 +41,7 @@ def add_commands(sub) -> None:
     p.add_argument("--split", default="val")
     p.add_argument("--models", default=str(DEFAULT_MODELS_DIR))
     p.add_argument("--sensitivity", type=float, default=0.90)
-    p.add_argument("--tta", choices=["on", "off"], help="also switch test-time flip averaging on or off "
-                   "(classifier and segmenter)")
+    p.add_argument("--tta", choices=["on", "off"], help="also switch the classifier's test-time flip averaging")
 
     p = sub.add_parser("baseline", help="classical floor: Otsu segmentation + logistic regression on colour")
     p.add_argument("--data", required=True)
@@ -133,16 +132,17 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
     meta_path = Path(args.models) / "classifier.json"
     if args.tta:
-        for path in (meta_path, Path(args.models) / "segmenter.json"):
-            meta = json.loads(path.read_text())
-            meta["tta"] = args.tta == "on"
-            path.write_text(json.dumps(meta, indent=2))
+        meta = json.loads(meta_path.read_text())
+        meta["tta"] = args.tta == "on"
+        meta_path.write_text(json.dumps(meta, indent=2))
     analyzer = Analyzer(args.models)
     chosen = select(read_dataset(args.data), args.split, need_label=True)
     probs: list[float] = []
     for start in tqdm(range(0, len(chosen), 32), desc=f"calibrating on {args.split}", unit="batch"):
         images = [load_rgb(s.image_path) for s in chosen[start:start + 32]]
-        batch_probs, _ = analyzer.classify_batch(images, analyzer.segment_batch(images))
+        # Masks matter only to classifiers trained on masked images.
+        masks = analyzer.segment_batch(images) if analyzer.variant != "image" else [None] * len(images)
+        batch_probs, _ = analyzer.classify_batch(images, masks)
         probs.extend(batch_probs.tolist())
     labels = np.array([s.melanoma for s in chosen])
     threshold = threshold_for_sensitivity(labels, np.array(probs), args.sensitivity)
