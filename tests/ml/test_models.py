@@ -84,13 +84,14 @@ def test_classifier_loads_a_local_weights_file_and_freezes_lower_blocks(tmp_path
 
 
 def test_tiny_training_step_lowers_the_loss_and_export_round_trips(tmp_path):
+    keras.utils.set_random_seed(0)
     images, masks = synthetic_batch(8)
     model = build_unet((32, 32, 3), base_filters=4, depth=2)
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=dice_bce_loss)
-    before = float(model.evaluate(images, masks, verbose=0))
-    model.fit(images, masks, epochs=15, batch_size=8, verbose=0)
-    after = float(model.evaluate(images, masks, verbose=0))
-    assert after < before
+    # The training loss (batch statistics), not evaluate(): BatchNorm's moving averages need far
+    # more than a few steps to settle, so inference-mode loss says little about a tiny run.
+    losses = model.fit(images, masks, epochs=15, batch_size=8, verbose=0).history["loss"]
+    assert losses[-1] < 0.8 * losses[0]
     path = tmp_path / "seg.keras"
     model.save(path)
     loaded = keras.saving.load_model(path, compile=False)
