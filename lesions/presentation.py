@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from django.conf import settings
 from django.http import HttpRequest
+from django.utils.safestring import SafeString
 
 from lesions import selectors, stage_note
 from lesions.evolution import Change, compare
-from lesions.forms import AssessmentForm, HistopathologyForm, StructuresForm
+from lesions.forms import AssessmentForm, CaptureUploadForm, HistopathologyForm, StructuresForm
 from lesions.models import Lesion
 from lesions.staging import StagingError, stage
 
@@ -37,6 +40,26 @@ def lesion_stage_note(lesion: Lesion, rows: list[selectors.CaptureRow] | None = 
     return f"No analysed capture yet. {stage_note.NEEDS_HISTOPATHOLOGY}"
 
 
+@cache
+def blank_form_html(form_class: type) -> SafeString:
+    """An empty form's markup is the same on every case page (the CSRF token is rendered apart),
+    so it is rendered once per process: Django's template-based form rendering is the largest
+    cost of the case page."""
+    return form_class().as_div()
+
+
+def _upload_html(form: CaptureUploadForm | None) -> SafeString:
+    return form.as_div() if form is not None and form.is_bound else blank_form_html(CaptureUploadForm)
+
+
+def _histopathology_html(form: HistopathologyForm | None, histo) -> SafeString:
+    if form is not None:
+        return form.as_div()  # a bound form with its errors
+    if histo is not None:
+        return HistopathologyForm(instance=histo).as_div()
+    return blank_form_html(HistopathologyForm)
+
+
 def case_context(request: HttpRequest, lesion: Lesion, **forms) -> dict:
     rows = selectors.captures_with_analysis(lesion)
     changes = {}
@@ -51,8 +74,8 @@ def case_context(request: HttpRequest, lesion: Lesion, **forms) -> dict:
         "stage_note": lesion_stage_note(lesion, rows),
         "histopathology": histo,
         "assessment_form": forms.get("assessment_form") or AssessmentForm(instance=lesion),
-        "histopathology_form": forms.get("histopathology_form") or HistopathologyForm(instance=histo),
-        "upload_form": forms.get("upload_form"),
+        "histopathology_form_html": _histopathology_html(forms.get("histopathology_form"), histo),
+        "upload_form_html": _upload_html(forms.get("upload_form")),
         "structures_form_class": StructuresForm,
         "decision_support": stage_note.DECISION_SUPPORT,
         "growth_flag_fraction": settings.LESION_GROWTH_FLAG_FRACTION,

@@ -51,8 +51,7 @@ def lesion_case(request: HttpRequest, pk: int) -> HttpResponse:
     lesion = selectors.lesion_for(request.user, pk)
     audit.record(request=request, user=request.user, action=AuditEvent.Action.VIEW, obj=lesion,
                  clinic_id=lesion.patient.clinic_id)
-    upload_form = CaptureUploadForm()
-    return render(request, "lesions/case.html", case_context(request, lesion, upload_form=upload_form))
+    return render(request, "lesions/case.html", case_context(request, lesion))
 
 
 def lesion_report(request: HttpRequest, pk: int) -> HttpResponse:
