@@ -228,10 +228,7 @@ def run_analysis(*, analysis_id: int, analyzer: Any, worker: str) -> Analysis | 
         before = previous_features(capture)
         change = compare(before, features, settings.LESION_GROWTH_FLAG_FRACTION) if before else None
         features["change"] = change.as_dict() if change else None
-    note = stage_note.image_note(
-        probability=result.probability, operating_point=operating_point(analyzer.manifest),
-        tds=(features.get("tds") or {}).get("score"), tds_band=(features.get("tds") or {}).get("band"),
-        change=_change_summary(features.get("change")), growing=bool((features.get("change") or {}).get("growing")))
+    note = note_from_features(result.probability, operating_point(analyzer.manifest), features)
     stem = f"analyses/{capture.pk}-{analysis.pk}-{_random_name()[:8]}"
     try:
         mask_name = default_storage.save(f"{stem}-mask.png", ContentFile(encode_png(result.mask * 255)))
@@ -277,6 +274,15 @@ def operating_point(manifest: dict) -> stage_note.ModelOperatingPoint:
     test = cls.get("test_metrics") or {}
     return stage_note.ModelOperatingPoint(threshold=float(cls["threshold"]), sensitivity=test.get("sensitivity"),
                                           specificity=test.get("specificity"))
+
+
+def note_from_features(probability: float, point: stage_note.ModelOperatingPoint, features: dict) -> str:
+    """The image note of one analysis from its stored features (TDS and change included)."""
+    tds = features.get("tds") or {}
+    change = features.get("change") or {}
+    return stage_note.image_note(probability=probability, operating_point=point, tds=tds.get("score"),
+                                 tds_band=tds.get("band"), change=_change_summary(change),
+                                 growing=bool(change.get("growing")))
 
 
 def _tds(features: dict, structures: list[str]) -> dict | None:
@@ -377,15 +383,10 @@ def capture_set_structures(*, request: HttpRequest | None, user: Any, capture: C
             if not analysis.features:
                 continue
             analysis.features["tds"] = _tds(analysis.features, structures)
-            tds = analysis.features["tds"] or {}
-            change = analysis.features.get("change")
             point = operating_point(manifest)
-            if analysis.threshold is not None:
+            if analysis.threshold is not None:  # the threshold of the model version that ran
                 point = stage_note.ModelOperatingPoint(analysis.threshold, point.sensitivity, point.specificity)
-            analysis.stage_note = stage_note.image_note(
-                probability=analysis.probability, operating_point=point,
-                tds=tds.get("score"), tds_band=tds.get("band"), change=_change_summary(change),
-                growing=bool((change or {}).get("growing")))
+            analysis.stage_note = note_from_features(analysis.probability, point, analysis.features)
             analysis.save(update_fields=["features", "stage_note"])
         audit.record(request=request, user=user, action=AuditEvent.Action.CHANGE, obj=capture,
                      clinic_id=capture.lesion.patient.clinic_id, detail={"structures": structures})
