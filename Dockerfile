@@ -9,7 +9,7 @@ COPY requirements.txt /tmp/requirements.txt
 RUN /opt/venv/bin/pip install -r /tmp/requirements.txt
 
 FROM python:3.11-slim AS runtime
-ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 DJANGO_SETTINGS_MODULE=clinic.settings.production \
+ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 DJANGO_SETTINGS_MODULE=config.settings.production \
     LESIONTRACK_VAR_DIR=/var/lib/lesiontrack
 RUN useradd --system --uid 10001 --home /app lesiontrack \
     && mkdir -p /var/lib/lesiontrack && chown lesiontrack /var/lib/lesiontrack
@@ -23,14 +23,14 @@ FROM runtime AS web
 RUN SECRET_KEY=build-only python manage.py collectstatic --noinput -v 0
 EXPOSE 8000
 HEALTHCHECK CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz').status != 200)"
-CMD ["gunicorn", "clinic.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--timeout", "60"]
+CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--timeout", "60"]
 
 FROM runtime AS worker
 CMD ["celery", "-A", "clinic", "worker", "-Q", "gpu,default", "-c", "1", "-l", "INFO"]
 
 # GPU workers: TensorFlow's GPU image carries CUDA; the same TensorFlow version as on CPU.
 FROM tensorflow/tensorflow:2.21.0-gpu AS worker-gpu
-ENV PYTHONUNBUFFERED=1 DJANGO_SETTINGS_MODULE=clinic.settings.production LESIONTRACK_VAR_DIR=/var/lib/lesiontrack
+ENV PYTHONUNBUFFERED=1 DJANGO_SETTINGS_MODULE=config.settings.production LESIONTRACK_VAR_DIR=/var/lib/lesiontrack
 RUN useradd --system --uid 10001 --home /app lesiontrack \
     && mkdir -p /var/lib/lesiontrack && chown lesiontrack /var/lib/lesiontrack
 COPY requirements.txt /tmp/requirements.txt

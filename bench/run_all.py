@@ -46,7 +46,7 @@ def main() -> int:
     db_url = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/lesiontrack_bench")
     env = {**os.environ, "DATABASE_URL": db_url,
            "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/14"),
-           "DJANGO_SETTINGS_MODULE": "clinic.settings.base"}
+           "DJANGO_SETTINGS_MODULE": "config.settings.base"}
     py = sys.executable
     started = time.time()
     run([py, "-m", "ml", "bench-inference", "--out", str(OUT / "inference.json")], env)

@@ -32,10 +32,8 @@ def patients_for(user: AbstractBaseUser, query: str = "") -> QuerySet[Patient]:
 def with_lesion_counts(patients: list[Patient]) -> list[Patient]:
     """Lesion counts for one page of patients in one query (counting before paginating would
     aggregate the whole clinic on every page view)."""
-    from lesions.models import Lesion
-
-    counts = dict(Lesion.objects.filter(patient__in=patients).values("patient").annotate(n=Count("id"))
-                  .values_list("patient", "n"))
+    counts = dict(Patient.objects.filter(pk__in=[p.pk for p in patients]).annotate(n=Count("lesions"))
+                  .values_list("pk", "n"))
     for patient in patients:
         patient.lesion_count = counts.get(patient.pk, 0)
     return patients

@@ -7,7 +7,7 @@ from typing import Any
 from django.db import transaction
 from django.http import HttpRequest
 
-from clinic import audit
+from clinic import audit, signals
 from clinic.models import AuditEvent, Clinic, Membership, Patient
 
 
@@ -28,10 +28,8 @@ def patient_update(*, request: HttpRequest | None, user: Any, patient: Patient, 
 
 def patient_delete(*, request: HttpRequest | None, user: Any, patient: Patient) -> None:
     """Delete a patient with all lesions, captures, analyses and their stored files."""
-    from lesions.services import delete_files_of_patient
-
     with transaction.atomic():
-        paths = delete_files_of_patient(patient)
+        paths = [name for _, names in signals.patient_deleting.send(sender=Patient, patient=patient) for name in names]
         audit.record(request=request, user=user, action=AuditEvent.Action.DELETE, obj=patient,
                      clinic_id=patient.clinic_id, detail={"files_removed": len(paths)})
         patient.delete()

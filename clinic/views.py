@@ -1,34 +1,14 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_not_required
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
 
-from clinic import audit, health, selectors, services
+from clinic import selectors, services
 from clinic.forms import PatientForm, PatientSearchForm
-from clinic.models import AuditEvent
 
 PATIENTS_PER_PAGE = 25
-
-
-@login_not_required
-@never_cache
-@require_GET
-def healthz(request: HttpRequest) -> JsonResponse:
-    checks = {"database": health.check_database(), "broker": health.check_broker(),
-              "storage": health.check_storage()}
-    down = sorted(name for name, problem in checks.items() if problem)
-    body = {
-        "status": "ok" if not down else "down",
-        "down": down,
-        "checks": {name: ("ok" if problem is None else problem) for name, problem in checks.items()},
-        "workers": health.worker_status(),
-    }
-    return JsonResponse(body, status=503 if down else 200)
 
 
 def patient_list(request: HttpRequest) -> HttpResponse:
@@ -49,16 +29,6 @@ def patient_create(request: HttpRequest) -> HttpResponse:
         messages.success(request, f"Patient {patient.name} created.")
         return redirect("patient_detail", pk=patient.pk)
     return render(request, "clinic/patient_form.html", {"form": form, "creating": True})
-
-
-def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    from lesions.selectors import lesions_with_latest
-
-    patient = selectors.patient_for(request.user, pk)
-    audit.record(request=request, user=request.user, action=AuditEvent.Action.VIEW, obj=patient,
-                 clinic_id=patient.clinic_id)
-    return render(request, "clinic/patient_detail.html",
-                  {"patient": patient, "lesions": lesions_with_latest(patient)})
 
 
 def patient_edit(request: HttpRequest, pk: int) -> HttpResponse:

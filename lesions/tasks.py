@@ -1,4 +1,4 @@
-"""Celery tasks: thin, id-based, with explicit time limits. The logic lives in services."""
+"""Celery tasks: thin, id-based, with explicit time limits. The logic lives in analysis."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from celery.signals import worker_process_init, worker_ready
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from lesions import services
+from lesions import analysis
 from lesions.worker import load_analyzer, worker_name
 
 logger = logging.getLogger("lesions.tasks")
@@ -41,27 +41,27 @@ def _serves_gpu_queue(consumer_or_worker) -> bool:
              soft_time_limit=settings.ANALYSIS_SOFT_TIME_LIMIT, time_limit=settings.ANALYSIS_TIME_LIMIT)
 def analyze_capture_task(self, analysis_id: int) -> None:
     try:
-        services.run_analysis(analysis_id=analysis_id, analyzer=load_analyzer(), worker=worker_name())
-    except services.BadImageError as exc:
-        services.mark_failed(analysis_id, str(exc))
+        analysis.run_analysis(analysis_id=analysis_id, analyzer=load_analyzer(), worker=worker_name())
+    except analysis.BadImageError as exc:
+        analysis.mark_failed(analysis_id, str(exc))
     except SoftTimeLimitExceeded:
-        services.mark_failed(analysis_id, f"Analysis took longer than {settings.ANALYSIS_SOFT_TIME_LIMIT} s.")
-    except (services.TransientAnalysisError, OperationalError, InterfaceError) as exc:
+        analysis.mark_failed(analysis_id, f"Analysis took longer than {settings.ANALYSIS_SOFT_TIME_LIMIT} s.")
+    except (analysis.TransientAnalysisError, OperationalError, InterfaceError) as exc:
         # Storage or database trouble: retry with backoff (the row keeps its attempt count).
         _try_mark_queued(analysis_id, str(exc))
         if self.request.retries >= self.max_retries:
-            services.mark_failed(analysis_id, f"Still failing after {self.max_retries} retries: {exc}")
+            analysis.mark_failed(analysis_id, f"Still failing after {self.max_retries} retries: {exc}")
             return
         raise self.retry(exc=exc, countdown=min(60, 2 ** self.request.retries)) from exc
     except Exception as exc:
         # An unexpected error in our own code or the model: record it, do not loop.
         logger.exception("analysis crashed analysis_id=%s", analysis_id)
-        services.mark_failed(analysis_id, f"Analysis error: {type(exc).__name__}: {exc}")
+        analysis.mark_failed(analysis_id, f"Analysis error: {type(exc).__name__}: {exc}")
 
 
 def _try_mark_queued(analysis_id: int, reason: str) -> None:
     try:
-        services.mark_queued_for_retry(analysis_id, reason)
+        analysis.mark_queued_for_retry(analysis_id, reason)
     except (OperationalError, InterfaceError):
         logger.warning("database unavailable; analysis_id=%s stays running until the retry or the sweep",
                        analysis_id)
@@ -70,13 +70,13 @@ def _try_mark_queued(analysis_id: int, reason: str) -> None:
 @shared_task(bind=True, acks_late=True, max_retries=3, soft_time_limit=30, time_limit=60)
 def make_thumbnail_task(self, capture_id: int) -> None:
     try:
-        services.make_thumbnail(capture_id)
-    except (services.TransientAnalysisError, OperationalError, InterfaceError) as exc:
+        analysis.make_thumbnail(capture_id)
+    except (analysis.TransientAnalysisError, OperationalError, InterfaceError) as exc:
         raise self.retry(exc=exc, countdown=2 ** self.request.retries) from exc
-    except services.BadImageError:
+    except analysis.BadImageError:
         logger.warning("no thumbnail for capture_id=%s: image missing", capture_id)
 
 
 @shared_task(acks_late=True, soft_time_limit=60, time_limit=90)
 def requeue_stuck_analyses_task() -> int:
-    return len(services.requeue_stuck_analyses())
+    return len(analysis.requeue_stuck_analyses())

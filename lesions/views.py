@@ -200,3 +200,12 @@ def _case_url(lesion_id: int) -> str:
     from django.urls import reverse
 
     return reverse("lesion_case", args=[lesion_id])
+
+
+def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """The patient page: the patient's lesions, so it lives with the lesions."""
+    patient = patient_for(request.user, pk)
+    audit.record(request=request, user=request.user, action=AuditEvent.Action.VIEW, obj=patient,
+                 clinic_id=patient.clinic_id)
+    return render(request, "clinic/patient_detail.html",
+                  {"patient": patient, "lesions": selectors.lesions_with_latest(patient)})

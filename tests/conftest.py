@@ -115,7 +115,7 @@ def worker_environment(media_root: str) -> dict[str, str]:
         url = f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
     else:
         url = f"sqlite:///{db['NAME']}"
-    return {"DATABASE_URL": url, "MEDIA_ROOT": media_root, "DJANGO_SETTINGS_MODULE": "clinic.settings.test",
+    return {"DATABASE_URL": url, "MEDIA_ROOT": media_root, "DJANGO_SETTINGS_MODULE": "config.settings.test",
             "CELERY_BROKER_URL": settings.CELERY_BROKER_URL, "ML_THREADS": "1"}
 
 

@@ -94,7 +94,8 @@ def test_export_audit_command_writes_csv(patient, clinician, tmp_path):
     assert len(lines) == 2 and "alice" in lines[1] and "Patient" in lines[1]
 
 
-def test_admin_delete_removes_everything_and_files(admin_client, lesion, private_media):
+def test_admin_delete_removes_everything_and_files(admin_client, lesion, private_media,
+                                                  django_capture_on_commit_callbacks):
     import os
 
     from lesions import services
@@ -108,8 +109,9 @@ def test_admin_delete_removes_everything_and_files(admin_client, lesion, private
     response = admin_client.post(url, {"action": "delete_with_files", "_selected_action": [patient.pk]})
     assert response.status_code == 200 and b"delete permanently" in response.content  # confirmation first
     assert Patient.objects.filter(pk=patient.pk).exists()
-    response = admin_client.post(url, {"action": "delete_with_files", "_selected_action": [patient.pk],
-                                       "confirm": "yes"})
+    with django_capture_on_commit_callbacks(execute=True):  # files go once the deletion commits
+        response = admin_client.post(url, {"action": "delete_with_files", "_selected_action": [patient.pk],
+                                           "confirm": "yes"})
     assert response.status_code == 302
     assert not Patient.objects.filter(pk=patient.pk).exists()
     assert not os.path.exists(path)

@@ -25,7 +25,7 @@ def test_defaults_need_no_server(tmp_path):
             "'db': settings.DATABASES['default']['ENGINE'], 'name': str(settings.DATABASES['default']['NAME']),"
             "'broker': settings.CELERY_BROKER_URL, 'debug': settings.DEBUG, 'media': str(settings.MEDIA_ROOT),"
             "'media_url': settings.MEDIA_URL, 'key': len(settings.SECRET_KEY)}))")
-    result = run_python(code, {"DJANGO_SETTINGS_MODULE": "clinic.settings.base", "LESIONTRACK_VAR_DIR": str(tmp_path)})
+    result = run_python(code, {"DJANGO_SETTINGS_MODULE": "config.settings.base", "LESIONTRACK_VAR_DIR": str(tmp_path)})
     assert result.returncode == 0, result.stderr
     values = json.loads(result.stdout.strip().splitlines()[-1])
     assert values["db"].endswith("sqlite3") and values["name"].startswith(str(tmp_path))
@@ -38,7 +38,7 @@ def test_defaults_need_no_server(tmp_path):
 
 def test_production_requires_a_secret_key(tmp_path):
     result = run_python("import django; django.setup()",
-                        {"DJANGO_SETTINGS_MODULE": "clinic.settings.production", "LESIONTRACK_VAR_DIR": str(tmp_path)})
+                        {"DJANGO_SETTINGS_MODULE": "config.settings.production", "LESIONTRACK_VAR_DIR": str(tmp_path)})
     assert result.returncode != 0
     assert "SECRET_KEY must be set" in result.stderr
 
@@ -48,7 +48,7 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path):
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], cwd=REPO,
         env={**{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"},
-             "DJANGO_SETTINGS_MODULE": "clinic.settings.production", "LESIONTRACK_VAR_DIR": str(tmp_path),
+             "DJANGO_SETTINGS_MODULE": "config.settings.production", "LESIONTRACK_VAR_DIR": str(tmp_path),
              "SECRET_KEY": "a-production-secret-key-that-is-long-and-random-9f8e7d6c5b4a3210zyxwvu"},
         capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -56,9 +56,9 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path):
 
 
 def test_web_process_does_not_import_tensorflow():
-    code = ("import django, sys; django.setup(); from django.test import Client; import clinic.urls, lesions.views, "
+    code = ("import django, sys; django.setup(); from django.test import Client; import config.urls, lesions.views, "
             "lesions.tasks; print('tensorflow' in sys.modules, 'keras' in sys.modules)")
-    result = run_python(code, {"DJANGO_SETTINGS_MODULE": "clinic.settings.test"})
+    result = run_python(code, {"DJANGO_SETTINGS_MODULE": "config.settings.test"})
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "False False"
 

@@ -28,7 +28,7 @@ def wait_for_analysis(capture: Capture, timeout: float = 120.0) -> Analysis:
 def test_suite_runs_on_real_postgres_and_redis():
     require_service(using_postgres(), "DATABASE_URL=postgres://… (PostgreSQL)")
     require_service(using_redis(), "CELERY_BROKER_URL=redis://… (Redis)")
-    from clinic.celery import app
+    from config.celery import app
 
     assert connection.vendor == "postgresql"
     with connection.cursor() as cursor:

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import django
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "clinic.settings.test")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
 django.setup()
 
-from clinic.celery import app  # noqa: E402
-from lesions import services, tasks  # noqa: E402
+from config.celery import app  # noqa: E402
+from lesions import analysis, tasks  # noqa: E402
 from lesions.worker import load_analyzer as real_load_analyzer  # noqa: E402
 
 FAULT = os.environ.get("LESIONTRACK_FAULT", "")
@@ -46,7 +46,7 @@ def faulty_load_analyzer():
 tasks.load_analyzer = faulty_load_analyzer
 
 if FAULT == "flaky_storage":
-    real_read = services.read_capture_bytes
+    real_read = analysis.read_capture_bytes
     marker_dir = Path(os.environ["LESIONTRACK_FAULT_DIR"])
 
     def flaky_read(capture):
@@ -56,9 +56,9 @@ if FAULT == "flaky_storage":
             try:
                 raise OSError("simulated storage outage")
             except OSError as exc:
-                raise services.TransientAnalysisError(f"storage read failed: {exc}") from exc
+                raise analysis.TransientAnalysisError(f"storage read failed: {exc}") from exc
         return real_read(capture)
 
-    services.read_capture_bytes = flaky_read
+    analysis.read_capture_bytes = flaky_read
 
 __all__ = ["app"]

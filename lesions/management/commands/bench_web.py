@@ -47,7 +47,7 @@ class Command(BaseCommand):
         capture = Capture.objects.filter(lesion=lesion).first()
         port = 8765
         server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "clinic.wsgi:application", "--bind", f"127.0.0.1:{port}",
+            [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
              "--workers", str(gunicorn_workers), "--threads", "4", "--worker-class", "gthread",
              "--log-level", "warning"], cwd=REPO, env={**os.environ, "AXES_ENABLED": "false"})
         base = f"http://127.0.0.1:{port}"

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from lesions.services import requeue_stuck_analyses
+from lesions.analysis import requeue_stuck_analyses
 
 
 class Command(BaseCommand):

@@ -9,8 +9,8 @@ from django.core.exceptions import ImproperlyConfigured
 if not os.environ.get("SECRET_KEY"):
     raise ImproperlyConfigured("SECRET_KEY must be set in production")
 
-from clinic.settings.base import *  # noqa: E402,F403
-from clinic.settings.base import env  # noqa: E402
+from config.settings.base import *  # noqa: E402,F403
+from config.settings.base import env  # noqa: E402
 
 DEBUG = False
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)

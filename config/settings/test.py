@@ -1,6 +1,6 @@
 """Test settings: the same as base, read from the same environment, with fast password hashing."""
 
-from clinic.settings.base import *  # noqa: F403
+from config.settings.base import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

@@ -23,7 +23,7 @@ def check_database() -> str | None:
 def check_broker() -> str | None:
     from django.conf import settings
 
-    from clinic.celery import app
+    from config.celery import app
 
     try:
         with app.connection_for_write(settings.CELERY_BROKER_URL) as conn:
@@ -45,7 +45,7 @@ def worker_status() -> dict[str, object]:
     """Whether any worker answered a ping recently (cached briefly so /healthz stays cheap)."""
     from django.conf import settings
 
-    from clinic.celery import app
+    from config.celery import app
 
     if settings.CELERY_BROKER_URL.startswith("filesystem://"):
         return {"answered": None, "detail": "the embedded broker cannot broadcast pings"}
