@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.db import models
 
@@ -107,8 +109,6 @@ class Histopathology(models.Model):
 
 def capture_upload_path(instance: Capture, filename: str) -> str:
     # Random names: the stored path reveals nothing about the patient or the original file name.
-    import uuid
-
     return f"captures/{uuid.uuid4().hex}.png" if filename.endswith(".png") else f"captures/{uuid.uuid4().hex}.jpg"
 
 
@@ -170,6 +170,10 @@ class Analysis(models.Model):
     classifier_name = models.CharField(max_length=80, blank=True)
     probability = models.FloatField("melanoma probability", null=True, blank=True)
     threshold = models.FloatField(null=True, blank=True)
+    # The classifier's operating point when this analysis ran: threshold plus the test figures
+    # measured at it (ml.contracts.OperatingPoint.as_dict()). The note quotes these, never the
+    # figures of whichever model ships today.
+    operating_point = models.JSONField(default=dict, blank=True)
     mask = models.FileField(upload_to="analyses/", max_length=200, blank=True)
     overlay = models.FileField(upload_to="analyses/", max_length=200, blank=True)
     heatmap = models.FileField(upload_to="analyses/", max_length=200, blank=True)

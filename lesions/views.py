@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from clinic import audit
@@ -21,7 +22,7 @@ from lesions.forms import (
     StructuresForm,
 )
 from lesions.models import Histopathology
-from lesions.presentation import case_context, lesion_stage_note
+from lesions.presentation import case_context, change_between, lesion_stage_note
 
 IMAGE_KINDS = {"original", "thumbnail", "mask", "overlay", "heatmap"}
 
@@ -190,15 +191,11 @@ def lesion_compare(request: HttpRequest, pk: int) -> HttpResponse:
         chosen = rows[-2:]
     context["pair"] = chosen
     if len(chosen) == 2:
-        from lesions.presentation import change_between
-
         context["pair_change"] = change_between(chosen[0], chosen[1])
     return render(request, "lesions/compare.html", context)
 
 
 def _case_url(lesion_id: int) -> str:
-    from django.urls import reverse
-
     return reverse("lesion_case", args=[lesion_id])
 
 

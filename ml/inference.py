@@ -7,7 +7,6 @@ resizes, so training and inference cannot drift apart.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -15,28 +14,18 @@ from pathlib import Path
 
 import numpy as np
 
+from ml.contracts import DEFAULT_MODELS_DIR, FeatureRecord, ModelsMissing, read_model_manifest
 from ml.features import measure
-from ml.postprocess import heatmap_overlay, overlay_outline, postprocess_mask
-from ml.preprocessing import apply_mask, resize_image
+from ml.postprocess import heatmap_overlay, overlay_outline, postprocess_mask, resize_probability
+from ml.preprocessing import apply_mask, center_crop_box, resize_image
 
-DEFAULT_MODELS_DIR = Path(__file__).resolve().parent / "models"
-
-
-class ModelsMissing(RuntimeError):
-    pass
+__all__ = ["DEFAULT_MODELS_DIR", "Analyzer", "ImageAnalysis", "ModelsMissing", "read_manifest"]
 
 
 def read_manifest(models_dir: str | Path = DEFAULT_MODELS_DIR) -> dict:
-    """The shipped models' metadata, readable without TensorFlow (the web process uses it)."""
-    models_dir = Path(models_dir)
-    meta = {}
-    for kind in ("segmenter", "classifier"):
-        path = models_dir / f"{kind}.json"
-        if not path.is_file():
-            raise ModelsMissing(f"no {kind} model metadata at {path}")
-        meta[kind] = json.loads(path.read_text())
-    meta["version"] = f"seg-{meta['segmenter']['version']}+cls-{meta['classifier']['version']}"
-    return meta
+    """The shipped models' metadata as plain dicts (kept for callers of this API); the typed
+    reader is ml.contracts.read_model_manifest, which the web process uses."""
+    return read_model_manifest(models_dir).as_dict()
 
 
 @dataclass
@@ -45,7 +34,7 @@ class ImageAnalysis:
     probability: float
     overlay: np.ndarray  # H×W×3 uint8, outline drawn
     heatmap: np.ndarray | None  # H×W×3 uint8, class activation map blended over the image
-    features: dict
+    features: FeatureRecord | dict  # empty when no lesion was found or features were not asked for
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -67,7 +56,8 @@ class Analyzer:
         import tensorflow as tf
 
         _configure_threads()
-        self.manifest = read_manifest(models_dir)
+        self.model_manifest = read_model_manifest(models_dir)
+        self.manifest = self.model_manifest.as_dict()
         models_dir = Path(models_dir)
         gpus = tf.config.list_physical_devices("GPU")
         self.device = "GPU" if gpus else "CPU"
@@ -78,7 +68,7 @@ class Analyzer:
         self.seg_size = tuple(self.manifest["segmenter"]["input_shape"][:2])
         self.seg_crop = bool(self.manifest["segmenter"].get("crop", False))
         self.cls_size = tuple(self.manifest["classifier"]["input_shape"][:2])
-        self.threshold = float(self.manifest["classifier"]["threshold"])
+        self.threshold = self.model_manifest.classifier.threshold
         self.variant = self.manifest["classifier"].get("variant", "image")
         # Test-time augmentation: average the classifier over flips of the input when the
         # shipped metadata asks for it (the threshold was calibrated the same way).
@@ -166,9 +156,6 @@ class Analyzer:
 
 def _uncrop_cam(cam: np.ndarray, image_size: tuple[int, int], model_size: tuple[int, int]) -> np.ndarray:
     """Place a CAM computed on the centre crop back onto the full image (zeros outside the crop)."""
-    from ml.postprocess import resize_probability
-    from ml.preprocessing import center_crop_box
-
     height, width = image_size
     left, top, right, bottom = center_crop_box(width, height, model_size[1] / model_size[0])
     full = np.zeros((height, width), np.float32)

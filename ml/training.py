@@ -19,7 +19,8 @@ import numpy as np
 
 from ml.arrays import load_arrays
 from ml.data import read_dataset, select
-from ml.preprocessing import channel_stats
+from ml.metrics import threshold_for_sensitivity
+from ml.preprocessing import apply_mask, channel_stats
 
 
 @dataclass
@@ -224,8 +225,6 @@ def train_segmenter(config: SegmenterConfig) -> Path:
 
 
 def masked_arrays(arrays: dict[str, np.ndarray], masks: np.ndarray) -> np.ndarray:
-    from ml.preprocessing import apply_mask
-
     return np.stack([apply_mask(img, m[..., 0]) for img, m in zip(arrays["images"], masks)])
 
 
@@ -307,8 +306,6 @@ def train_classifier(config: ClassifierConfig) -> Path:
                              monitor="val_auc", mode="max", class_weight=weights)
     # The operating threshold is chosen on the validation split: the highest threshold that
     # still reaches 90% sensitivity, since missing a melanoma costs more than a biopsy.
-    from ml.metrics import threshold_for_sensitivity
-
     val_prob = model.predict(val_x.astype("float32"), batch_size=64, verbose=0)[:, 0]
     threshold = threshold_for_sensitivity(val["labels"], val_prob, 0.90)
     return _export(model, run_dir, "classifier", {

@@ -19,7 +19,9 @@ from django.utils import timezone
 from bench.report import machine_description, summary
 from clinic.models import Clinic, Patient
 from lesions import services
+from lesions.images import encode_png
 from lesions.models import Analysis, Lesion
+from ml.synthetic import synthetic_capture
 
 SHARED_IMAGES = Path(settings.BASE_DIR).parent / "shared" / "data" / "lesions-dev" / "images"
 STAGES = ["queue_wait_s", "image_load_s", "decode_s", "segmentation_s", "classification_s", "features_s",
@@ -81,15 +83,12 @@ class Command(BaseCommand):
     def _images(self, count: int) -> list[bytes]:
         sources = sorted(SHARED_IMAGES.glob("*.jpg"))[:count] if SHARED_IMAGES.is_dir() else []
         if not sources:
-            from lesions.images import encode_png
-            from ml.bench import synthetic_capture
-
             return [encode_png(synthetic_capture(i)) for i in range(count)]
         return [p.read_bytes() for p in sources]
 
     def _start_worker(self, index: int) -> subprocess.Popen:
         log = open(Path(settings.VAR_DIR) / f"bench-worker-{index}.log", "w")
-        return subprocess.Popen([sys.executable, "-m", "celery", "-A", "clinic", "worker", "-Q", "gpu,default", "-P", "solo",
+        return subprocess.Popen([sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "gpu,default", "-P", "solo",
                                  "-n", f"bench{index}@%h", "-l", "INFO", "--without-gossip", "--without-mingle"],
                                 env={**os.environ, "ML_THREADS": os.environ.get("ML_THREADS", "1")},
                                 stdout=log, stderr=subprocess.STDOUT)
