@@ -179,7 +179,7 @@ def requeue_stuck_analyses(*, now: datetime | None = None) -> list[int]:
     broker lost its queue or a worker died). Rows out of attempts are failed instead."""
     now = now or timezone.now()
     deadline = now - timedelta(seconds=settings.ANALYSIS_STUCK_AFTER_SECONDS)
-    stuck = list(Analysis.objects.filter(status__in=[Analysis.Status.QUEUED, Analysis.Status.RUNNING])
+    stuck = list(Analysis.objects.filter(status__in=Analysis.PENDING)
                  .filter(queued_at__lt=deadline)
                  .exclude(status=Analysis.Status.RUNNING, started_at__gte=deadline)
                  .values_list("pk", "attempts"))

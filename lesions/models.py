@@ -147,6 +147,12 @@ class Capture(models.Model):
         return f"Capture {self.pk} of {self.lesion}"
 
 
+# "The current analysis of a capture" is its newest queued analysis, whatever its status: a
+# re-analysis that is still waiting replaces the old result on every page, download and status
+# poll (lesions.selectors applies this order everywhere).
+NEWEST_FIRST = ("-queued_at", "-id")
+
+
 class Analysis(models.Model):
     """One model version's analysis of one capture. The row, not the broker, is the truth."""
 
@@ -155,6 +161,9 @@ class Analysis(models.Model):
         RUNNING = "running", "Running"
         DONE = "done", "Done"
         FAILED = "failed", "Failed"
+
+    PENDING = (Status.QUEUED, Status.RUNNING)
+    FINISHED = (Status.DONE, Status.FAILED)
 
     capture = models.ForeignKey(Capture, on_delete=models.CASCADE, related_name="analyses")
     model_version = models.CharField(max_length=80)
@@ -182,7 +191,7 @@ class Analysis(models.Model):
     stage_note = models.TextField(blank=True)
 
     class Meta:
-        ordering = ["-queued_at", "-id"]
+        ordering = list(NEWEST_FIRST)
         verbose_name_plural = "analyses"
         constraints = [
             models.UniqueConstraint(fields=["capture", "model_version"], name="one_analysis_per_model_version"),
@@ -194,4 +203,16 @@ class Analysis(models.Model):
 
     @property
     def is_finished(self) -> bool:
-        return self.status in (self.Status.DONE, self.Status.FAILED)
+        return self.status in self.FINISHED
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status in self.PENDING
+
+    @property
+    def is_done(self) -> bool:
+        return self.status == self.Status.DONE
+
+    @property
+    def is_failed(self) -> bool:
+        return self.status == self.Status.FAILED

@@ -112,7 +112,7 @@ def reanalyze(*, captures, model_version: str | None = None) -> list[int]:
     for capture in captures:
         with transaction.atomic():
             analysis, created = Analysis.objects.get_or_create(capture=capture, model_version=version)
-            if not created and analysis.status in (Analysis.Status.QUEUED, Analysis.Status.RUNNING):
+            if not created and analysis.is_pending:
                 continue
             if not created:
                 analysis.status, analysis.attempts, analysis.error = Analysis.Status.QUEUED, 0, ""

@@ -162,8 +162,8 @@ def capture_image(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
     elif kind == "thumbnail":
         name = capture.thumbnail.name
     else:
-        analysis = capture.analyses.filter(status="done").order_by("-finished_at", "-id").first()
-        field = getattr(analysis, kind, None) if analysis else None
+        analysis = selectors.current_analysis(capture)
+        field = getattr(analysis, kind, None) if analysis and analysis.is_done else None
         if not field:
             raise Http404
         name = field.name

@@ -67,7 +67,7 @@ class Command(BaseCommand):
             analyses = list(Analysis.objects.filter(pk__in=created))
             latencies = [(a.finished_at - a.queued_at).total_seconds() for a in analyses if a.finished_at]
             results["runs"][str(count)] = {
-                "workers": count, "done": done, "failed": sum(a.status == "failed" for a in analyses),
+                "workers": count, "done": done, "failed": sum(a.is_failed for a in analyses),
                 "elapsed_s": elapsed, "throughput_per_min": done / elapsed * 60,
                 "latency_s": summary(latencies),
                 "stages_s": {stage: summary([a.timings[stage] for a in analyses if a.timings.get(stage) is not None])
@@ -105,11 +105,11 @@ class Command(BaseCommand):
     def _wait_done(self, ids: list[int], timeout: float) -> int:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            finished = Analysis.objects.filter(pk__in=ids, status__in=["done", "failed"]).count()
+            finished = Analysis.objects.filter(pk__in=ids, status__in=Analysis.FINISHED).count()
             if finished == len(ids):
-                return Analysis.objects.filter(pk__in=ids, status="done").count()
+                return Analysis.objects.filter(pk__in=ids, status=Analysis.Status.DONE).count()
             time.sleep(0.2)
-        return Analysis.objects.filter(pk__in=ids, status="done").count()
+        return Analysis.objects.filter(pk__in=ids, status=Analysis.Status.DONE).count()
 
     def _print(self, results: dict) -> None:
         m = results["machine"]
