@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
-
 from django.conf import settings
 from django.db import models
 
 from clinic.models import Patient
+from lesions.storage_names import random_name
 
 
 class BodySite(models.TextChoices):
@@ -107,9 +106,10 @@ class Histopathology(models.Model):
         return f"Histopathology of {self.lesion}"
 
 
-def capture_upload_path(instance: Capture, filename: str) -> str:
-    # Random names: the stored path reveals nothing about the patient or the original file name.
-    return f"captures/{uuid.uuid4().hex}.png" if filename.endswith(".png") else f"captures/{uuid.uuid4().hex}.jpg"
+def capture_upload_path(_instance: Capture, filename: str) -> str:
+    """Django's upload_to hook (admin uploads): the same random names as lesions.services.capture_create,
+    so the stored path reveals nothing about the patient or the original file name."""
+    return f"captures/{random_name()}.{'png' if filename.lower().endswith('.png') else 'jpg'}"
 
 
 class Capture(models.Model):

@@ -5,7 +5,6 @@ from __future__ import annotations
 from functools import cache
 
 from django.conf import settings
-from django.http import HttpRequest
 from django.utils.safestring import SafeString
 
 from lesions import selectors, stage_note
@@ -60,7 +59,7 @@ def _histopathology_html(form: HistopathologyForm | None, histo) -> SafeString:
     return blank_form_html(HistopathologyForm)
 
 
-def case_context(request: HttpRequest, lesion: Lesion, **forms) -> dict:
+def case_context(lesion: Lesion, **forms) -> dict:
     rows = selectors.captures_with_analysis(lesion)
     changes = {}
     for before, after in zip(rows, rows[1:]):

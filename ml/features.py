@@ -34,7 +34,6 @@ AXIS_ASYMMETRY_THRESHOLD = 0.08
 # A colour counts as present when at least this share of lesion pixels is nearest to it.
 COLOUR_PRESENCE_FRACTION = 0.05
 
-TDS_BANDS = ((4.75, "benign"), (5.45, "suspicious"), (float("inf"), "highly suspicious"))
 
 
 @dataclass(frozen=True)
