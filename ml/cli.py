@@ -28,11 +28,27 @@ from ml.training import (
 )
 
 
+def _shared_arguments() -> dict[str, argparse.ArgumentParser]:
+    """Arguments several commands take, defined once (argparse parent parsers)."""
+    models = argparse.ArgumentParser(add_help=False)
+    models.add_argument("--models", default=str(MODELS_DIR), help="folder of the models (default: the shipped ones)")
+    batch = argparse.ArgumentParser(add_help=False)
+    batch.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="images per model call")
+    data = argparse.ArgumentParser(add_help=False)
+    data.add_argument("--data", required=True, help="data set folder (ISIC or shared layout)")
+    limit = argparse.ArgumentParser(add_help=False)
+    limit.add_argument("--limit", type=int, help="use at most N images per split (smoke runs)")
+    return {"models": models, "batch": batch, "data": data, "limit": limit}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ml", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    shared = _shared_arguments()
+    models, batch, data, limit = shared["models"], shared["batch"], shared["data"], shared["limit"]
 
-    p = sub.add_parser("train-segmenter", help="train the U-Net from scratch (resumes from checkpoints)")
+    p = sub.add_parser("train-segmenter", help="train the U-Net from scratch (resumes from checkpoints)",
+                       parents=[limit])
     p.set_defaults(handler=run_train_segmenter)
     p.add_argument("--data", default=str(DATA_DIR))
     p.add_argument("--out", default=str(RUNS_DIR / "segmenter"))
@@ -45,10 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--learning-rate", type=float, default=1e-3)
     p.add_argument("--colour-jitter", action="store_true")
-    p.add_argument("--limit", type=int, help="use at most N images per split (smoke runs)")
     p.add_argument("--resume-learning-rate", type=float, help="when resuming, continue with this learning rate")
 
-    p = sub.add_parser("train-classifier", help="fine-tune a melanoma classifier (resumes from checkpoints)")
+    p = sub.add_parser("train-classifier", help="fine-tune a melanoma classifier (resumes from checkpoints)",
+                       parents=[limit])
     p.set_defaults(handler=run_train_classifier)
     p.add_argument("--data", default=str(DATA_DIR))
     p.add_argument("--out", default=str(RUNS_DIR / "classifier"))
@@ -64,64 +80,53 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", default="image", choices=["image", "gt_mask", "pred_mask"])
     p.add_argument("--segmenter", help="segmenter .keras for --variant pred_mask")
     p.add_argument("--no-colour-jitter", action="store_true")
-    p.add_argument("--limit", type=int)
 
-    p = sub.add_parser("predict", help="segment and classify images with the shipped models")
+    p = sub.add_parser("predict", help="segment and classify images with the shipped models", parents=[models, batch])
     p.set_defaults(handler=run_predict)
     p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER")
     p.add_argument("--out", required=True)
-    p.add_argument("--models", default=str(MODELS_DIR))
-    p.add_argument("--batch-size", type=int, default=BATCH_SIZE)
     p.add_argument("--no-overlay", action="store_true", help="skip the overlay images (faster)")
 
-    p = sub.add_parser("evaluate", help="score the models on a dataset folder (shared layout)")
+    p = sub.add_parser("evaluate", help="score the models on a dataset folder (shared layout)",
+                       parents=[data, models, batch, limit])
     p.set_defaults(handler=run_evaluate)
-    p.add_argument("--data", required=True)
     p.add_argument("--split", default="test", help="split name, or 'all'")
-    p.add_argument("--models", default=str(MODELS_DIR))
     p.add_argument("--out", default=str(EVAL_DIR))
-    p.add_argument("--limit", type=int)
-    p.add_argument("--batch-size", type=int, default=BATCH_SIZE)
     p.add_argument("--record", action="store_true",
                    help="store the metrics in the models' JSON files (the stage note quotes them)")
 
     p = sub.add_parser("calibrate", help="choose the operating threshold on a split (sensitivity target) and "
-                       "record it in the shipped classifier's JSON (the threshold's source of truth)")
+                       "record it in the shipped classifier's JSON (the threshold's source of truth)",
+                       parents=[data, models, batch])
     p.set_defaults(handler=run_calibrate)
-    p.add_argument("--data", required=True)
     p.add_argument("--split", default="val")
-    p.add_argument("--models", default=str(MODELS_DIR))
     p.add_argument("--sensitivity", type=float, default=SENSITIVITY_TARGET)
-    p.add_argument("--batch-size", type=int, default=BATCH_SIZE)
     p.add_argument("--tta", choices=["on", "off"], help="also switch the classifier's test-time flip averaging")
 
-    p = sub.add_parser("baseline", help="classical floor: Otsu segmentation + logistic regression on colour")
+    p = sub.add_parser("baseline", help="classical floor: Otsu segmentation + logistic regression on colour",
+                       parents=[data, limit])
     p.set_defaults(handler=run_baseline)
-    p.add_argument("--data", required=True)
     p.add_argument("--out", default=str(EVAL_DIR / "baseline"))
-    p.add_argument("--limit", type=int)
 
-    p = sub.add_parser("experiment", help="the report's experiment: unaltered vs GT-segmented vs auto-segmented")
+    p = sub.add_parser("experiment", help="the report's experiment: unaltered vs GT-segmented vs auto-segmented",
+                       parents=[data, limit])
     p.set_defaults(handler=run_experiment)
-    p.add_argument("--data", required=True)
     p.add_argument("--out", default=str(RUNS_DIR / "experiment"))
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--size", type=int, default=160)
     p.add_argument("--segmenter", default=str(MODELS_DIR / "segmenter.keras"))
     p.add_argument("--weights", help="local ImageNet weights for the backbone")
-    p.add_argument("--limit", type=int)
 
-    p = sub.add_parser("bench-inference", help="per-stage latency at batch sizes 1, 8 and 32")
+    p = sub.add_parser("bench-inference", help="per-stage latency at batch sizes 1, 8 and 32", parents=[models])
     p.set_defaults(handler=run_bench_inference)
-    p.add_argument("--models", default=str(MODELS_DIR))
     p.add_argument("--out", default=str(BENCH_DIR / "inference.json"))
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32])
 
-    p = sub.add_parser("ship", help="copy a training run's export into ml/models (the default models)")
+    p = sub.add_parser("ship", help="copy a training run's export into ml/models (the default models)",
+                       parents=[models])
     p.set_defaults(handler=run_ship)
     p.add_argument("run_dir")
-    p.add_argument("--models", default=str(MODELS_DIR))
 
     p = sub.add_parser("model-card", help="refresh ml/MODEL_CARD.md's numbers from the files the commands wrote")
     p.set_defaults(handler=run_model_card)
