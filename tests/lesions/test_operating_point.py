@@ -79,3 +79,50 @@ def test_the_manifest_is_read_once_per_process(monkeypatch):
     monkeypatch.setattr("ml.contracts.read_model_manifest", lambda *a, **k: pytest.fail("read again"))
     assert services.current_manifest() is first
     assert services.current_model_version() == first.version
+
+
+class StubAnalyzer:
+    """What lesions.analysis needs from ml.inference.Analyzer, without TensorFlow."""
+
+    device = "CPU"
+    names = ("unet", "cls")
+
+    def __init__(self, manifest) -> None:
+        self.model_manifest = manifest
+
+    def analyze(self, image, mm_per_pixel=None):
+        import numpy as np
+
+        from ml.inference import ImageAnalysis
+
+        mask = np.zeros(image.shape[:2], np.uint8)
+        mask[10:20, 10:20] = 1
+        return ImageAnalysis(mask=mask, probability=0.42, overlay=image, heatmap=None, features=dict(FEATURES))
+
+
+def test_a_finished_analysis_stores_the_operating_point_its_note_quotes(lesion, tmp_path):
+    import json
+    import shutil
+
+    from lesions.analysis import run_analysis
+    from ml.contracts import DEFAULT_MODELS_DIR, read_model_manifest
+
+    models = tmp_path / "models"
+    models.mkdir()
+    for name in ("segmenter.json", "classifier.json"):
+        shutil.copy(DEFAULT_MODELS_DIR / name, models / name)
+    meta = json.loads((models / "classifier.json").read_text())
+    meta["test_metrics"].update(threshold=meta["threshold"], sensitivity=0.876, specificity=0.654,
+                                sensitivity_ci95=[0.8, 0.93])
+    meta["version"] = "stub-version"
+    (models / "classifier.json").write_text(json.dumps(meta))
+    manifest = read_model_manifest(models)
+
+    capture = services.capture_create(request=None, user=None, lesion=lesion, data=lesion_image())
+    analysis = run_analysis(analysis_id=capture.analyses.get().pk, analyzer=StubAnalyzer(manifest), worker="test")
+    analysis.refresh_from_db()
+    assert analysis.is_done
+    assert analysis.operating_point == manifest.operating_point().as_dict()
+    assert analysis.operating_point["sensitivity_ci95"] == [0.8, 0.93]
+    assert analysis.threshold == meta["threshold"] and analysis.classifier_name == "cls stub-version"
+    assert "found 88% of melanomas" in analysis.stage_note and "with 65% specificity" in analysis.stage_note
