@@ -22,7 +22,9 @@ _analyzer: Analyzer | None = None
 def load_analyzer() -> Analyzer:
     global _analyzer
     if _analyzer is None:
-        from ml.inference import Analyzer, ModelFileMismatch
+        # The one way from the web side's code into TensorFlow, taken in worker processes only
+        # (import-linter's contracts in pyproject.toml keep it so).
+        from ml.inference import Analyzer, ModelFileMismatch  # noqa: PLC0415
 
         try:
             _analyzer = Analyzer(settings.ML_MODELS_DIR,

@@ -1,79 +1,53 @@
-"""Calibrating the melanoma score and saying how well it is calibrated.
-
-Class-weighted (or focal) training shifts the sigmoid output away from the true frequency, so
-the raw output is a score, not a probability. Platt scaling on the logit (a temperature and a
-bias; Platt 1999, Guo et al. 2017) is fitted on val and applied by the Analyzer; whether the
-result may be called a probability is decided on test by the expected calibration error.
-"""
+"""Choosing the shipped operating threshold: the highest threshold that reaches the
+sensitivity target on a labelled split, written to ml/models/classifier.json (the source of
+truth for the threshold, see ml/contracts.py)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import json
+from dataclasses import dataclass
+from pathlib import Path
 
-import numpy as np
-
-# The page calls the output a probability only below this test ECE (issue: "under 0.05").
-MAX_ECE_FOR_PROBABILITY = 0.05
-ECE_BINS = 15
-_EPS = 1e-6
-
-
-def logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(np.asarray(p, np.float64), _EPS, 1 - _EPS)
-    return np.log(p / (1 - p))
+from ml.data import read_dataset, select
+from ml.defaults import BATCH_SIZE, SENSITIVITY_TARGET
+from ml.evaluation import classifier_probabilities
+from ml.inference import Analyzer
+from ml.metrics import classification_scores, threshold_for_sensitivity
 
 
 @dataclass(frozen=True)
-class PlattScaling:
-    """calibrated = sigmoid(slope * logit(score) + intercept); slope = 1 / temperature."""
-
-    slope: float = 1.0
-    intercept: float = 0.0
-    method: str = "platt"
-
-    def apply(self, scores: np.ndarray | float) -> np.ndarray:
-        z = self.slope * logit(scores) + self.intercept
-        return 1.0 / (1.0 + np.exp(-z))
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict | None) -> PlattScaling | None:
-        if not data:
-            return None
-        return cls(float(data["slope"]), float(data["intercept"]), data.get("method", "platt"))
+class Calibration:
+    threshold: float
+    split: str
+    sensitivity_target: float
+    tta: bool
+    scores: dict
 
 
-def fit_platt(labels: np.ndarray, scores: np.ndarray) -> PlattScaling:
-    """Maximum-likelihood slope and intercept on the logit of ``scores`` (val split only)."""
-    from scipy.optimize import minimize
-
-    y = np.asarray(labels, np.float64)
-    z = logit(scores)
-
-    def negative_log_likelihood(params: np.ndarray) -> float:
-        t = params[0] * z + params[1]
-        return float(np.sum(np.logaddexp(0, t) - y * t))
-
-    result = minimize(negative_log_likelihood, x0=np.array([1.0, 0.0]), method="L-BFGS-B")
-    return PlattScaling(float(result.x[0]), float(result.x[1]))
+def set_classifier_tta(models: Path, tta: bool) -> None:
+    """Switch the classifier's flip averaging (the threshold must then be chosen again)."""
+    path = models / "classifier.json"
+    meta = json.loads(path.read_text())
+    meta["tta"] = tta
+    path.write_text(json.dumps(meta, indent=2))
 
 
-def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, bins: int = ECE_BINS) -> float:
-    """Mean |observed frequency - mean probability| over equal-width bins, weighted by bin size."""
-    y = np.asarray(labels, np.float64)
-    p = np.asarray(probs, np.float64)
-    edges = np.linspace(0, 1, bins + 1)
-    index = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
-    total = 0.0
-    for b in range(bins):
-        chosen = index == b
-        if chosen.any():
-            total += chosen.sum() * abs(y[chosen].mean() - p[chosen].mean())
-    return float(total / max(1, len(p)))
-
-
-def output_name(calibrated: bool) -> str:
-    """What the page may call the classifier's output."""
-    return "melanoma probability" if calibrated else "melanoma score (not a probability)"
+def calibrate(data: str, *, models: Path, split: str = "val", sensitivity: float = SENSITIVITY_TARGET,
+              batch_size: int = BATCH_SIZE) -> Calibration:
+    """Choose the threshold on the split and record it, with the rule and the split's scores,
+    in the classifier's JSON file."""
+    analyzer = Analyzer(models)
+    chosen = select(read_dataset(data), split, need_label=True)
+    probs = classifier_probabilities(analyzer, chosen, batch_size=batch_size, desc=f"calibrating on {split}")
+    labels = [s.melanoma for s in chosen]
+    threshold = threshold_for_sensitivity(labels, probs, sensitivity)
+    scores = classification_scores(labels, probs, threshold)
+    path = models / "classifier.json"
+    meta = json.loads(path.read_text())
+    meta.update({"threshold": threshold,
+                 "threshold_rule": f"highest threshold with sensitivity >= {sensitivity:.2f} on {split}"
+                                   + (" (with flip TTA)" if analyzer.tta else ""),
+                 "calibration": {k: scores[k] for k in ("roc_auc", "sensitivity", "specificity", "images")}})
+    path.write_text(json.dumps(meta, indent=2))
+    return Calibration(threshold=threshold, split=split, sensitivity_target=sensitivity, tta=analyzer.tta,
+                       scores=scores)

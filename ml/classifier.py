@@ -9,6 +9,14 @@ import keras
 import numpy as np
 from keras import layers
 
+from ml.efficientnet_lite import (
+    INPUT_MEAN,
+    INPUT_STD,
+    build_efficientnet_lite,
+    load_compact_weights,
+    load_imagenet_weights,
+)
+
 BACKBONES = {
     "mobilenet": lambda **kw: keras.applications.MobileNet(alpha=0.25, **kw),
     "mobilenet_v2": lambda **kw: keras.applications.MobileNetV2(alpha=0.35, **kw),
@@ -80,14 +88,10 @@ def build_lite_classifier(variant: str = "lite0", size: int = 224, *, dropout: f
     Layer names match the other classifiers ("normalize",
     "pool", "melanoma" around a nested backbone model), which the Analyzer's CAM relies on.
     """
-    from ml.efficientnet_lite import INPUT_MEAN, INPUT_STD, build_efficientnet_lite, load_imagenet_weights
-
     backbone = build_efficientnet_lite(variant, (size, size, 3))
     if weights is True or (weights and not str(weights).endswith(".npz")):
         load_imagenet_weights(backbone, variant, None if weights is True else weights)
     elif weights:
-        from ml.lite_training import load_compact_weights
-
         load_compact_weights(backbone, weights)
     inputs = keras.Input(shape=(size, size, 3), name="image")
     x = layers.Normalization(mean=[INPUT_MEAN] * 3, variance=[INPUT_STD**2] * 3, name="normalize")(inputs)

@@ -16,6 +16,9 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
@@ -135,9 +138,6 @@ def list_images(paths: list[str | Path]) -> list[Path]:
 def difference_hash(image_path: str | Path, size: int = 16) -> int:
     """A size×size-bit difference hash (dHash): compares neighbouring pixels of a small grey thumbnail, so
     re-encoded, rescaled or slightly recoloured copies of an image hash alike."""
-    import numpy as np
-    from PIL import Image
-
     with Image.open(image_path) as img:
         grey = np.asarray(img.convert("L").resize((size + 1, size), Image.LANCZOS), dtype=np.int16)
     bits = (grey[:, 1:] > grey[:, :-1]).ravel()

@@ -7,7 +7,7 @@ resizes, so training and inference cannot drift apart.
 
 from __future__ import annotations
 
-import json
+import hashlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -15,16 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ml.calibration import PlattScaling
+from ml.contracts import DEFAULT_MODELS_DIR, FeatureRecord, ModelsMissing, read_model_manifest
 from ml.features import measure
-from ml.postprocess import heatmap_overlay, overlay_outline, postprocess_mask
+from ml.postprocess import heatmap_overlay, overlay_outline, postprocess_mask, resize_probability
 from ml.preprocessing import apply_mask, center_crop_box, crop_resize, lesion_crop_box, resize_image, shades_of_gray
+from ml.score_calibration import PlattScaling
 
-DEFAULT_MODELS_DIR = Path(__file__).resolve().parent / "models"
-
-
-class ModelsMissing(RuntimeError):
-    pass
+__all__ = ["DEFAULT_MODELS_DIR", "Analyzer", "ImageAnalysis", "ModelsMissing", "read_manifest"]
 
 
 class ModelFileMismatch(RuntimeError):
@@ -33,8 +30,6 @@ class ModelFileMismatch(RuntimeError):
 
 def verify_model_file(models_dir: Path, meta: dict) -> Path:
     """The model file named by ``meta``, after checking its SHA-256 against the manifest."""
-    import hashlib
-
     path = models_dir / meta["file"]
     expected = meta.get("sha256")
     if not expected:
@@ -47,16 +42,9 @@ def verify_model_file(models_dir: Path, meta: dict) -> Path:
 
 
 def read_manifest(models_dir: str | Path = DEFAULT_MODELS_DIR) -> dict:
-    """The shipped models' metadata, readable without TensorFlow (the web process uses it)."""
-    models_dir = Path(models_dir)
-    meta = {}
-    for kind in ("segmenter", "classifier"):
-        path = models_dir / f"{kind}.json"
-        if not path.is_file():
-            raise ModelsMissing(f"no {kind} model metadata at {path}")
-        meta[kind] = json.loads(path.read_text())
-    meta["version"] = f"seg-{meta['segmenter']['version']}+cls-{meta['classifier']['version']}"
-    return meta
+    """The shipped models' metadata as plain dicts (kept for callers of this API); the typed
+    reader is ml.contracts.read_model_manifest, which the web process uses."""
+    return read_model_manifest(models_dir).as_dict()
 
 
 @dataclass
@@ -65,7 +53,7 @@ class ImageAnalysis:
     probability: float
     overlay: np.ndarray  # H×W×3 uint8, outline drawn
     heatmap: np.ndarray | None  # H×W×3 uint8, class activation map blended over the image
-    features: dict
+    features: FeatureRecord | dict  # empty when no lesion was found or features were not asked for
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -87,7 +75,8 @@ class Analyzer:
         import tensorflow as tf
 
         _configure_threads()
-        self.manifest = read_manifest(models_dir)
+        self.model_manifest = read_model_manifest(models_dir)
+        self.manifest = self.model_manifest.as_dict()
         models_dir = Path(models_dir)
         gpus = tf.config.list_physical_devices("GPU")
         self.device = "GPU" if gpus else "CPU"
@@ -101,7 +90,7 @@ class Analyzer:
         self.seg_size = tuple(self.manifest["segmenter"]["input_shape"][:2])
         self.seg_crop = bool(self.manifest["segmenter"].get("crop", False))
         self.cls_size = tuple(cls["input_shape"][:2])
-        self.threshold = float(cls["threshold"])
+        self.threshold = self.model_manifest.classifier.threshold
         self.variant = cls.get("variant", "image")
         # How the classifier's input is prepared (lesion-centred crop, colour constancy), as trained.
         self.cls_input = cls.get("input") or {}
@@ -216,8 +205,6 @@ class Analyzer:
 
 def _uncrop_cam(cam: np.ndarray, image_size: tuple[int, int], box: tuple[int, int, int, int]) -> np.ndarray:
     """Place a CAM computed on the classifier's box back onto the full image (zeros outside it)."""
-    from ml.postprocess import resize_probability
-
     height, width = image_size
     left, top, right, bottom = box
     full = np.zeros((height, width), np.float32)

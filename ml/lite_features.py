@@ -16,8 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
+import keras
 import numpy as np
 
+from ml.efficientnet_lite import build_efficientnet_lite, load_compact_weights
 from ml.lite_sweep import VARIANTS, segment_all
 from ml.lite_training import classifier_input
 from ml.preprocessing import load_rgb
@@ -26,11 +28,6 @@ FEATURE_SCALE = 6.0 / 255.0  # uint8 step of the quantised features
 
 
 def main(argv: list[str] | None = None) -> int:
-    import keras
-
-    from ml.efficientnet_lite import build_efficientnet_lite
-    from ml.lite_training import load_compact_weights
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--labels", type=Path, required=True)

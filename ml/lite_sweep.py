@@ -20,10 +20,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import keras
 import numpy as np
+from sklearn.metrics import roc_auc_score
 
-from ml.lite_training import LiteRunConfig, classifier_input, predict_with_flips, save_compact_weights, train_lite
-from ml.preprocessing import load_rgb
+from ml.efficientnet_lite import save_compact_weights
+from ml.lite_training import LiteRunConfig, classifier_input, predict_with_flips, train_lite
+from ml.postprocess import postprocess_mask
+from ml.preprocessing import load_rgb, resize_image
 
 VARIANTS = {
     "centre224": LiteRunConfig(name="centre224", crop="centre"),
@@ -37,18 +41,11 @@ VARIANTS = {
 
 
 def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
-
     return float(roc_auc_score(labels, scores))
 
 
 def segment_all(images: list[np.ndarray], models_dir: Path, batch: int = 256) -> list[np.ndarray]:
     """The shipped segmenter's post-processed masks, as the Analyzer computes them."""
-    import keras
-
-    from ml.postprocess import postprocess_mask
-    from ml.preprocessing import resize_image
-
     meta = json.loads((models_dir / "segmenter.json").read_text())
     model = keras.saving.load_model(models_dir / meta["file"], compile=False)
     size, crop = tuple(meta["input_shape"][:2]), bool(meta.get("crop", False))
@@ -75,8 +72,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.perf_counter()
     if args.mixed_precision:
-        import keras
-
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
     rows = [r for r in csv.DictReader(args.labels.open()) if r["split"] in ("train", "val")]
     with ThreadPoolExecutor(16) as pool:

@@ -121,25 +121,3 @@ def predict_with_flips(model: keras.Model, images: np.ndarray, batch_size: int =
              model.predict(images[:, ::-1], batch_size=batch_size, verbose=0)[:, 0],
              model.predict(images[:, ::-1, ::-1], batch_size=batch_size, verbose=0)[:, 0]]
     return {"plain": plain, "flip4": np.mean(flips, axis=0)}
-
-
-def save_compact_weights(model: keras.Model, path: str | Path) -> None:
-    """All weights in one npz, large kernels as float16 (half the size; far below the noise of
-    training), vectors (batch-norm statistics, biases) as float32."""
-    arrays = {}
-    for index, weight in enumerate(model.weights):
-        value = keras.ops.convert_to_numpy(weight)
-        arrays[f"w{index:04d}"] = value.astype(np.float16) if value.size > 4096 else value.astype(np.float32)
-    np.savez_compressed(path, **arrays)
-
-
-def load_compact_weights(model: keras.Model, path: str | Path) -> keras.Model:
-    with np.load(path) as data:
-        values = [data[f"w{index:04d}"] for index in range(len(data.files))]
-    if len(values) != len(model.weights):
-        raise ValueError(f"{path} has {len(values)} arrays, the model {len(model.weights)} weights")
-    for weight, value in zip(model.weights, values):
-        if tuple(weight.shape) != value.shape:
-            raise ValueError(f"{weight.path}: shape {value.shape} in file, {tuple(weight.shape)} in model")
-        weight.assign(value.astype(np.float32))
-    return model
