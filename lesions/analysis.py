@@ -20,6 +20,7 @@ from lesions.models import Analysis, Capture
 from lesions.notes import note_from_features, operating_point, tds_record
 from lesions.queueing import enqueue_analysis
 from lesions.storage_names import random_name
+from ml.quality import check_framing
 
 logger = logging.getLogger("lesions.analysis")
 
@@ -134,6 +135,8 @@ def run_analysis(*, analysis_id: int, analyzer: Any, worker: str) -> Analysis | 
         before = previous_features(capture)
         change = compare(before, features, settings.LESION_GROWTH_FLAG_FRACTION) if before else None
         features["change"] = change.as_dict() if change else None
+        # Framing half of the image-quality check: needs the outline, so it runs here.
+        features["framing"] = check_framing(result.mask).as_dict()
     note = note_from_features(result.probability, operating_point(analyzer.manifest), features)
     stem = f"analyses/{capture.pk}-{analysis.pk}-{random_name()[:8]}"
     try:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.shortcuts import get_object_or_404
 
 from clinic.models import Patient
 from clinic.selectors import clinic_ids_for
 from lesions.models import Analysis, Capture, Histopathology, Lesion
+from lesions.recalls import due_cutoff, recall_state
 
 
 def lesions_with_latest(patient: Patient) -> QuerySet[Lesion]:
@@ -63,3 +65,63 @@ def analysis_statuses(lesion: Lesion) -> list[dict]:
     for row in rows:
         newest.setdefault(row["capture_id"], row)
     return list(newest.values())
+
+
+# The worklist: what waits for a clinician in one clinic. Each section is one count and one
+# bounded list (two queries), whatever the clinic's size; the filters run on partial or
+# composite indexes (lesions/models.py Meta.indexes).
+WORKLIST_ROWS = 25
+
+
+@dataclass
+class WorklistSection:
+    key: str
+    title: str
+    empty: str
+    count: int
+    items: list
+
+
+def _current_analyses(clinic_id: int) -> QuerySet[Analysis]:
+    """Each capture's newest analysis in the clinic (an older model version's row is history)."""
+    newer = Analysis.objects.filter(capture_id=OuterRef("capture_id"), queued_at__gt=OuterRef("queued_at"))
+    return (Analysis.objects.filter(capture__lesion__patient__clinic_id=clinic_id).filter(~Exists(newer))
+            .select_related("capture__lesion__patient"))
+
+
+def _section(key: str, title: str, empty: str, queryset: QuerySet, limit: int) -> WorklistSection:
+    return WorklistSection(key, title, empty, queryset.count(), list(queryset[:limit]))
+
+
+def worklist(clinic_id: int, today: date, limit: int = WORKLIST_ROWS) -> list[WorklistSection]:
+    done = (_current_analyses(clinic_id)
+            .filter(status=Analysis.Status.DONE, capture__lesion__status=Lesion.Status.MONITORING)
+            .filter(Q(capture__lesion__assessed_at__isnull=True)
+                    | Q(capture__lesion__assessed_at__lt=F("finished_at")))
+            .order_by(F("probability").desc(nulls_last=True), "-finished_at", "-id"))
+    failed = _current_analyses(clinic_id).filter(status=Analysis.Status.FAILED).order_by("-finished_at", "-id")
+    recalls = (Lesion.objects.filter(patient__clinic_id=clinic_id, status=Lesion.Status.MONITORING,
+                                     next_review_date__isnull=False, next_review_date__lte=due_cutoff(today))
+               .select_related("patient").order_by("next_review_date", "id"))
+    no_histology = (Lesion.objects.filter(patient__clinic_id=clinic_id,
+                                          decision__in=[Lesion.Decision.BIOPSY, Lesion.Decision.EXCISE],
+                                          histopathology__isnull=True)
+                    .select_related("patient").order_by("assessed_at", "id"))
+    sections = [
+        _section("unassessed", "Analyses to review", "No analysis waits for review.", done, limit),
+        _section("failed", "Failed analyses", "No analysis has failed.", failed, limit),
+        _section("recalls", "Follow-ups due or overdue", "No follow-up is due in the next two weeks.",
+                 recalls, limit),
+        _section("histopathology", "Biopsy or excision without histopathology",
+                 "Every biopsy and excision has its histopathology.", no_histology, limit),
+    ]
+    for lesion in sections[2].items:
+        lesion.recall_state = recall_state(lesion.next_review_date, today)
+    return sections
+
+
+def recall_list(clinic_id: int, until: date) -> QuerySet[Lesion]:
+    """Lesions under monitoring with a review on or before `until` (overdue ones included)."""
+    return (Lesion.objects.filter(patient__clinic_id=clinic_id, status=Lesion.Status.MONITORING,
+                                  next_review_date__isnull=False, next_review_date__lte=until)
+            .select_related("patient").order_by("next_review_date", "patient__name", "id"))
