@@ -69,8 +69,18 @@ def region_at(view: str, x: float, y: float) -> Region | None:
     return None
 
 
-def render_svg(view: str) -> str:
-    """The figure as SVG (how static/img/body-<view>.svg was written: `python -m lesions.body_map`)."""
+@dataclass(frozen=True)
+class Marker:
+    """A lesion on the map: its point (fractions of the figure), link, accessible name and CSS class."""
+
+    x: float
+    y: float
+    href: str
+    label: str
+    css_class: str
+
+
+def _shapes(view: str) -> list[str]:
     shapes = []
     for region in REGIONS[view]:
         a, b, c, d = (f"{v:g}" for v in region.geometry)
@@ -78,8 +88,34 @@ def render_svg(view: str) -> str:
                  else f'cx="{a}" cy="{b}" rx="{c}" ry="{d}"')
         shapes.append(f'  <{region.shape} class="region" {attrs} data-site="{region.site}" '
                       f'data-region="{region.name}"><title>{region.name}</title></{region.shape}>')
+    return shapes
+
+
+def render_svg(view: str) -> str:
+    """The figure as SVG (how static/img/body-<view>.svg was written: `python -m lesions.body_map`)."""
     return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH:g} {HEIGHT:g}" '
-            f'class="body-figure" data-view="{view}">\n' + "\n".join(shapes) + "\n</svg>\n")
+            f'class="body-figure" data-view="{view}">\n' + "\n".join(_shapes(view)) + "\n</svg>\n")
+
+
+def render_inline_svg(view: str, markers: list[Marker] = (), *, interactive: bool = False,
+                      label: str = "") -> str:
+    """The figure for a page, with its lesions as linked markers; `interactive` makes it the
+    focusable input of the lesion form (static/js/bodymap.js). Text is escaped here."""
+    from html import escape
+
+    title = label or f"Body map, {view}"
+    attrs = (f'tabindex="0" role="application" aria-label="{escape(title)}" '
+             f'aria-describedby="body-map-help"' if interactive else f'role="group" aria-label="{escape(title)}"')
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH:g} {HEIGHT:g}" '
+             f'class="body-figure{" interactive" if interactive else ""}" data-view="{view}" {attrs}>',
+             *_shapes(view)]
+    for marker in markers:
+        cx, cy = marker.x * WIDTH, marker.y * HEIGHT
+        parts.append(f'  <a href="{escape(marker.href)}" class="marker {escape(marker.css_class)}" '
+                     f'aria-label="{escape(marker.label)}"><title>{escape(marker.label)}</title>'
+                     f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="6"/></a>')
+    parts.append("</svg>")
+    return "\n".join(parts)
 
 
 if __name__ == "__main__":

@@ -6,12 +6,14 @@ from functools import cache
 
 from django.conf import settings
 from django.http import HttpRequest
+from django.utils import timezone
 from django.utils.safestring import SafeString
 
 from lesions import selectors, stage_note
 from lesions.evolution import Change, compare
 from lesions.forms import AssessmentForm, CaptureUploadForm, HistopathologyForm, StructuresForm
 from lesions.models import Lesion
+from lesions.recalls import recall_state
 from lesions.staging import StagingError, stage
 
 
@@ -79,4 +81,57 @@ def case_context(request: HttpRequest, lesion: Lesion, **forms) -> dict:
         "structures_form_class": StructuresForm,
         "decision_support": stage_note.DECISION_SUPPORT,
         "growth_flag_fraction": settings.LESION_GROWTH_FLAG_FRACTION,
+        "recall_state": recall_state(lesion.next_review_date, timezone.localdate()),
+    }
+
+
+def score_class(probability: float | None, threshold: float | None) -> str:
+    if probability is None:
+        return "score-none"
+    return "score-high" if threshold is not None and probability >= threshold else "score-low"
+
+
+def marker_class(lesion: Lesion) -> str:
+    """Markers: excised/closed lesions grey, monitored ones red above the model's threshold, else green."""
+    if lesion.status != Lesion.Status.MONITORING:
+        return f"status-{lesion.status}"
+    return score_class(getattr(lesion, "latest_probability", None), getattr(lesion, "latest_threshold", None))
+
+
+def sparkline_points(trend: list[tuple], width: float = 100.0, height: float = 24.0) -> str:
+    """SVG polyline points for scores 0..1 over captures (equal spacing: visits, not calendar time)."""
+    values = [p for _t, p, _th in trend if p is not None]
+    if len(values) < 2:
+        return ""
+    step = width / (len(values) - 1)
+    return " ".join(f"{i * step:.1f},{height - v * height:.1f}" for i, v in enumerate(values))
+
+
+def patient_context(patient, lesions: list[Lesion]) -> dict:
+    from django.urls import reverse
+
+    from lesions.body_map import Marker, render_inline_svg
+
+    markers: dict[str, list[Marker]] = {"front": [], "back": []}
+    unplaced = []
+    for lesion in lesions:
+        lesion.marker_class = marker_class(lesion)
+        lesion.sparkline = sparkline_points(lesion.trend)
+        lesion.trend_text = ("Scores over time: " + ", ".join(f"{p:.2f}" for _t, p, _th in lesion.trend
+                                                               if p is not None)) if lesion.trend else ""
+        lesion.recall_state = recall_state(lesion.next_review_date, timezone.localdate())
+        if lesion.body_map_view in markers and lesion.body_map_x is not None:
+            score = (f", latest score {lesion.latest_probability:.2f}" if lesion.latest_probability is not None
+                     else ", not analysed yet")
+            markers[lesion.body_map_view].append(Marker(
+                lesion.body_map_x, lesion.body_map_y, reverse("lesion_case", args=[lesion.pk]),
+                f"{lesion.label} ({lesion.get_status_display()}{score})", lesion.marker_class))
+        else:
+            unplaced.append(lesion)
+    return {
+        "patient": patient,
+        "lesions": lesions,
+        "unplaced": unplaced,
+        "body_map_front": SafeString(render_inline_svg("front", markers["front"], label="Front of the body")),
+        "body_map_back": SafeString(render_inline_svg("back", markers["back"], label="Back of the body")),
     }

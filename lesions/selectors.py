@@ -93,7 +93,8 @@ def _section(key: str, title: str, empty: str, queryset: QuerySet, limit: int) -
     return WorklistSection(key, title, empty, queryset.count(), list(queryset[:limit]))
 
 
-def worklist(clinic_id: int, today: date, limit: int = WORKLIST_ROWS) -> list[WorklistSection]:
+def worklist_querysets(clinic_id: int, today: date) -> dict[str, QuerySet]:
+    """Each worklist section's rows, in display order (one definition for the page and its tests)."""
     done = (_current_analyses(clinic_id)
             .filter(status=Analysis.Status.DONE, capture__lesion__status=Lesion.Status.MONITORING)
             .filter(Q(capture__lesion__assessed_at__isnull=True)
@@ -107,6 +108,12 @@ def worklist(clinic_id: int, today: date, limit: int = WORKLIST_ROWS) -> list[Wo
                                           decision__in=[Lesion.Decision.BIOPSY, Lesion.Decision.EXCISE],
                                           histopathology__isnull=True)
                     .select_related("patient").order_by("assessed_at", "id"))
+    return {"unassessed": done, "failed": failed, "recalls": recalls, "histopathology": no_histology}
+
+
+def worklist(clinic_id: int, today: date, limit: int = WORKLIST_ROWS) -> list[WorklistSection]:
+    querysets = worklist_querysets(clinic_id, today)
+    done, failed, recalls, no_histology = (querysets[k] for k in ("unassessed", "failed", "recalls", "histopathology"))
     sections = [
         _section("unassessed", "Analyses to review", "No analysis waits for review.", done, limit),
         _section("failed", "Failed analyses", "No analysis has failed.", failed, limit),
@@ -125,3 +132,21 @@ def recall_list(clinic_id: int, until: date) -> QuerySet[Lesion]:
     return (Lesion.objects.filter(patient__clinic_id=clinic_id, status=Lesion.Status.MONITORING,
                                   next_review_date__isnull=False, next_review_date__lte=until)
             .select_related("patient").order_by("next_review_date", "patient__name", "id"))
+
+
+def patient_lesions_with_trends(patient: Patient) -> list[Lesion]:
+    """The patient page's lesions, each with `trend` (score of each analysed capture, oldest first),
+    `latest_probability` and `latest_threshold`, in two queries whatever the number of captures."""
+    lesions = list(lesions_with_latest(patient))
+    newer = Analysis.objects.filter(capture_id=OuterRef("capture_id"), queued_at__gt=OuterRef("queued_at"))
+    scores = (Analysis.objects.filter(capture__lesion__patient=patient, status=Analysis.Status.DONE)
+              .filter(~Exists(newer)).order_by("capture__taken_at", "capture_id")
+              .values_list("capture__lesion_id", "capture__taken_at", "probability", "threshold"))
+    trends: dict[int, list[tuple]] = {}
+    for lesion_id, taken_at, probability, threshold in scores:
+        trends.setdefault(lesion_id, []).append((taken_at, probability, threshold))
+    for lesion in lesions:
+        lesion.trend = trends.get(lesion.pk, [])
+        last = lesion.trend[-1] if lesion.trend else (None, None, None)
+        lesion.latest_probability, lesion.latest_threshold = last[1], last[2]
+    return lesions

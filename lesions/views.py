@@ -26,7 +26,7 @@ from lesions.forms import (
     StructuresForm,
 )
 from lesions.models import Histopathology
-from lesions.presentation import case_context, lesion_stage_note
+from lesions.presentation import case_context, lesion_stage_note, patient_context
 
 IMAGE_KINDS = {"original", "thumbnail", "mask", "overlay", "heatmap"}
 
@@ -215,7 +215,16 @@ def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
     audit.record(request=request, user=request.user, action=AuditEvent.Action.VIEW, obj=patient,
                  clinic_id=patient.clinic_id)
     return render(request, "clinic/patient_detail.html",
-                  {"patient": patient, "lesions": selectors.lesions_with_latest(patient)})
+                  patient_context(patient, selectors.patient_lesions_with_trends(patient)))
+
+
+def patient_summary(request: HttpRequest, pk: int) -> HttpResponse:
+    """A printable summary: every lesion, the body map and each lesion's latest capture."""
+    patient = patient_for(request.user, pk)
+    audit.record(request=request, user=request.user, action=AuditEvent.Action.VIEW, obj=patient,
+                 clinic_id=patient.clinic_id, detail={"page": "summary"})
+    return render(request, "lesions/patient_summary.html",
+                  patient_context(patient, selectors.patient_lesions_with_trends(patient)))
 
 
 def _chosen_clinic(request: HttpRequest):
