@@ -111,6 +111,9 @@ def render_inline_svg(view: str, markers: list[Marker] = (), *, interactive: boo
              *_shapes(view)]
     for marker in markers:
         cx, cy = marker.x * WIDTH, marker.y * HEIGHT
+        if interactive:  # the form's own point: not a link
+            parts.append(f'  <circle class="{escape(marker.css_class)}" cx="{cx:.1f}" cy="{cy:.1f}" r="6"/>')
+            continue
         parts.append(f'  <a href="{escape(marker.href)}" class="marker {escape(marker.css_class)}" '
                      f'aria-label="{escape(marker.label)}"><title>{escape(marker.label)}</title>'
                      f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="6"/></a>')

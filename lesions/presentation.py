@@ -82,6 +82,7 @@ def case_context(request: HttpRequest, lesion: Lesion, **forms) -> dict:
         "decision_support": stage_note.DECISION_SUPPORT,
         "growth_flag_fraction": settings.LESION_GROWTH_FLAG_FRACTION,
         "recall_state": recall_state(lesion.next_review_date, timezone.localdate()),
+        "quality_limits": quality_limits(),
     }
 
 
@@ -135,3 +136,29 @@ def patient_context(patient, lesions: list[Lesion]) -> dict:
         "body_map_front": SafeString(render_inline_svg("front", markers["front"], label="Front of the body")),
         "body_map_back": SafeString(render_inline_svg("back", markers["back"], label="Back of the body")),
     }
+
+
+def body_map_inputs(form) -> dict:
+    """The lesion form's two clickable figures, with the point already chosen (if any) marked."""
+    from lesions.body_map import Marker, render_inline_svg
+
+    view = form["body_map_view"].value()
+    try:
+        x, y = float(form["body_map_x"].value()), float(form["body_map_y"].value())
+    except (TypeError, ValueError):
+        view = None
+    figures = {}
+    for side in ("front", "back"):
+        markers = [Marker(x, y, "#id_body_site", "The lesion's place", "placed")] if view == side else []
+        figures[f"body_map_{side}"] = SafeString(render_inline_svg(
+            side, markers, interactive=True, label=f"{side.title()} of the body: click where the lesion is"))
+    return figures
+
+
+def quality_limits() -> dict[str, float]:
+    """The image-quality thresholds, for the webcam preview's hint (static/js/quality.js)."""
+    from ml import quality
+
+    return {"min_laplacian_variance": quality.MIN_LAPLACIAN_VARIANCE,
+            "max_clipped_highlights": quality.MAX_CLIPPED_HIGHLIGHTS,
+            "max_crushed_shadows": quality.MAX_CRUSHED_SHADOWS}

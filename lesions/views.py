@@ -26,7 +26,7 @@ from lesions.forms import (
     StructuresForm,
 )
 from lesions.models import Histopathology
-from lesions.presentation import case_context, lesion_stage_note, patient_context
+from lesions.presentation import body_map_inputs, case_context, lesion_stage_note, patient_context
 
 IMAGE_KINDS = {"original", "thumbnail", "mask", "overlay", "heatmap"}
 
@@ -38,7 +38,7 @@ def lesion_create(request: HttpRequest, patient_pk: int) -> HttpResponse:
         lesion = services.lesion_create(request=request, user=request.user, patient=patient, data=form.cleaned_data)
         messages.success(request, f"Lesion '{lesion.label}' added.")
         return redirect("lesion_case", pk=lesion.pk)
-    return render(request, "lesions/lesion_form.html", {"form": form, "patient": patient})
+    return render(request, "lesions/lesion_form.html", {"form": form, "patient": patient, **body_map_inputs(form)})
 
 
 def lesion_edit(request: HttpRequest, pk: int) -> HttpResponse:
@@ -49,7 +49,8 @@ def lesion_edit(request: HttpRequest, pk: int) -> HttpResponse:
         services.lesion_update(request=request, user=request.user, lesion=lesion, changed=form.changed_data)
         messages.success(request, "Lesion updated.")
         return redirect("lesion_case", pk=lesion.pk)
-    return render(request, "lesions/lesion_form.html", {"form": form, "patient": lesion.patient, "lesion": lesion})
+    return render(request, "lesions/lesion_form.html",
+                  {"form": form, "patient": lesion.patient, "lesion": lesion, **body_map_inputs(form)})
 
 
 def lesion_case(request: HttpRequest, pk: int) -> HttpResponse:
