@@ -26,7 +26,13 @@ from lesions.forms import (
     StructuresForm,
 )
 from lesions.models import Histopathology
-from lesions.presentation import body_map_inputs, case_context, lesion_stage_note, patient_context
+from lesions.presentation import (
+    body_map_inputs,
+    case_context,
+    compare_context,
+    lesion_stage_note,
+    patient_context,
+)
 
 IMAGE_KINDS = {"original", "thumbnail", "mask", "overlay", "heatmap"}
 
@@ -190,18 +196,10 @@ def capture_image(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
 
 def lesion_compare(request: HttpRequest, pk: int) -> HttpResponse:
     lesion = selectors.lesion_for(request.user, pk)
-    context = case_context(request, lesion)
-    rows = context["rows"]
-    ids = [int(x) for x in (request.GET.get("a"), request.GET.get("b")) if x and x.isdigit()]
-    chosen = [r for r in rows if r.capture.pk in ids]
-    if len(chosen) != 2:
-        chosen = rows[-2:]
-    context["pair"] = chosen
-    if len(chosen) == 2:
-        from lesions.presentation import change_between
-
-        context["pair_change"] = change_between(chosen[0], chosen[1])
-    return render(request, "lesions/compare.html", context)
+    audit.record(request=request, user=request.user, action=AuditEvent.Action.VIEW, obj=lesion,
+                 clinic_id=lesion.patient.clinic_id, detail={"page": "compare"})
+    return render(request, "lesions/compare.html",
+                  compare_context(request, lesion, request.GET.get("a"), request.GET.get("b")))
 
 
 def _case_url(lesion_id: int) -> str:

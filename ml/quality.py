@@ -130,6 +130,10 @@ def check_framing(mask: np.ndarray) -> QualityReport:
     outline_pixels = int(outline.sum())
     outline_on_border = float((outline & on_border).sum() / outline_pixels) if outline_pixels else 0.0
     measures = {"lesion_area_fraction": area_fraction, "outline_on_border": outline_on_border}
+    if lesion.any():  # where the lesion sits (fractions of width and height): aligns captures for comparison
+        rows, cols = np.nonzero(lesion)
+        measures["centroid_x"] = float((cols.mean() + 0.5) / lesion.shape[1])
+        measures["centroid_y"] = float((rows.mean() + 0.5) / lesion.shape[0])
     issues = []
     if outline_on_border > MAX_OUTLINE_ON_BORDER:
         issues.append(_issue("lesion_cut"))

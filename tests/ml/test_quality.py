@@ -119,3 +119,10 @@ def test_on_the_shared_test_split_few_false_alarms_and_most_poor_copies_caught()
     assert results["false_alarm_rate_framing"] < 0.02
     assert results["blurred_catch_rate"] > 0.90
     assert results["overexposed_catch_rate"] > 0.90
+
+
+def test_framing_records_the_lesion_centroid_as_fractions():
+    measures = quality.check_framing(disc_mask(size=(200, 400), centre=(50, 300), radius=20)).measures
+    assert measures["centroid_x"] == pytest.approx(300.5 / 400, abs=0.005)
+    assert measures["centroid_y"] == pytest.approx(50.5 / 200, abs=0.005)
+    assert "centroid_x" not in quality.check_framing(np.zeros((10, 10))).measures
