@@ -18,6 +18,7 @@ from playwright.sync_api import expect
 
 from lesions import services
 from lesions.models import Analysis, Lesion
+from ml import quality
 from tests.browser.conftest import log_in, screenshot
 from tests.factories import LesionFactory, PatientFactory, lesion_image
 
@@ -54,7 +55,7 @@ def finished(lesion: Lesion, probability: float, *, days_ago: int = 0, status: s
             "border": {"compactness": 1.2, "abrupt_segments": 3},
             "colours": {"present": ["light_brown", "dark_brown"], "count": 2, "fractions": {}},
             "diameter": {"value": 6.0 + days_ago / 100, "unit": "mm", "area": 28.0, "area_unit": "mm²"},
-            "centroid": {"x": 150, "y": 112}}
+            "framing": quality.check_framing(mask).as_dict()}
         analysis.stage_note = "Image note for the test."
     analysis.save()
     return analysis
@@ -292,3 +293,44 @@ def test_focus_ring_contrast_banner_landmark_and_layer_alt_text(page, clinic_day
     card.get_by_role("button", name="Image only").click()
     expect(image).to_have_attribute("alt", re.compile("without overlays"))
     expect(card.locator("[data-role=heat-legend]")).to_be_hidden()
+
+
+def test_compare_view_syncs_zoom_aligns_fade_draws_both_outlines_and_keys(page, clinic_day):
+    _p, suspicious, _b = clinic_day
+    finished(suspicious, 0.9, days_ago=-1)  # a third capture, so there is a previous pair
+    log_in(page, "alice")
+    page.goto(f"/lesions/{suspicious.pk}/compare/")
+    stages = page.locator(".stage")
+    expect(stages).to_have_count(2)
+    page.get_by_role("button", name="Zoom in").click()
+    page.get_by_role("button", name="Zoom in").click()
+    transforms = stages.evaluate_all("els => els.map(e => e.style.transform)")
+    assert transforms[0] == transforms[1] and "scale(1.5625)" in transforms[0]
+    viewport = page.locator(".viewport").first
+    box = viewport.bounding_box()
+    page.mouse.move(box["x"] + 50, box["y"] + 50)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 90, box["y"] + 70)
+    page.mouse.up()
+    transforms = stages.evaluate_all("els => els.map(e => e.style.transform)")
+    assert transforms[0] == transforms[1] and "translate(" in transforms[0]
+    # The earlier outline is drawn, aligned, on the later image.
+    expect(page.locator("[data-role=earlier-outline]")).to_have_attribute("data-outline-pixels", re.compile(r"[1-9]\d*"))
+    screenshot(page, "25-compare-side-by-side")
+    page.get_by_role("button", name="Fade").click()
+    later = page.locator(".aligned-later")
+    expect(later).to_be_visible()
+    # Same image and calibration: the later capture lies exactly on the earlier one.
+    assert later.evaluate("e => [e.style.left, e.style.top, e.style.width]") == ["0%", "0%", "100%"]
+    page.get_by_label("Later capture opacity").fill("80")
+    expect(later).to_have_css("opacity", "0.8")
+    screenshot(page, "26-compare-fade")
+    page.get_by_role("button", name="Side by side").click()
+    expect(page.get_by_role("img", name=re.compile("^Later capture"))).to_be_visible()
+    expect(page.get_by_role("img", name="Timeline")).to_be_visible()
+    url = page.url
+    page.locator("body").press("ArrowLeft")
+    expect(page).not_to_have_url(url)
+    expect(page.get_by_role("link", name="Next capture →")).to_be_visible()
+    page.locator("body").press("ArrowRight")
+    expect(page.get_by_role("link", name="← Previous capture")).to_be_visible()
