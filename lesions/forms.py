@@ -76,7 +76,9 @@ class MultipleImageField(forms.FileField):
     """Several files in one field; each is checked by content in the service, not here."""
 
     def __init__(self, *args, **kwargs) -> None:
-        kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": "image/jpeg,image/png"}))
+        # On a phone the picker opens the rear camera (a clip-on dermoscope sits there); the content
+        # check in lesions/images.py still accepts JPEG and PNG only.
+        kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": "image/*", "capture": "environment"}))
         super().__init__(*args, **kwargs)
 
     def clean(self, data, initial=None):

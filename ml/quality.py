@@ -170,7 +170,7 @@ def evaluate(data: str | Path, split: str = "test", limit: int | None = None) ->
     from ml.data import read_dataset, select
 
     samples = select(read_dataset(data), split, limit=limit)
-    counts = {"images": 0, "false_alarm_image": 0, "masks": 0, "false_alarm_framing": 0,
+    counts = {"images": 0, "false_alarm_image": 0, "masks": 0, "false_alarm_framing": 0, "false_alarm_any": 0,
               "blurred_caught": 0, "overexposed_caught": 0, "underexposed_caught": 0}
     reasons: dict[str, int] = {}
     for sample in samples:
@@ -180,12 +180,14 @@ def evaluate(data: str | Path, split: str = "test", limit: int | None = None) ->
         counts["false_alarm_image"] += not report.ok
         for issue in report.issues:
             reasons[issue.code] = reasons.get(issue.code, 0) + 1
+        framing = QualityReport()
         if sample.mask_path is not None:
             counts["masks"] += 1
             framing = check_framing(np.asarray(Image.open(sample.mask_path).convert("L")))
             counts["false_alarm_framing"] += not framing.ok
             for issue in framing.issues:
                 reasons[issue.code] = reasons.get(issue.code, 0) + 1
+        counts["false_alarm_any"] += not (report.ok and framing.ok)
         counts["blurred_caught"] += any(i.code == "blurred" for i in check_image(blurred(image)).issues)
         counts["overexposed_caught"] += any(i.code == "overexposed" for i in check_image(overexposed(image)).issues)
         counts["underexposed_caught"] += any(i.code == "underexposed" for i in check_image(underexposed(image)).issues)
@@ -194,6 +196,7 @@ def evaluate(data: str | Path, split: str = "test", limit: int | None = None) ->
         "split": split, **counts, "false_alarm_reasons": reasons,
         "false_alarm_rate_image": counts["false_alarm_image"] / n,
         "false_alarm_rate_framing": counts["false_alarm_framing"] / m,
+        "false_alarm_rate_any": counts["false_alarm_any"] / n,
         "blurred_catch_rate": counts["blurred_caught"] / n,
         "overexposed_catch_rate": counts["overexposed_caught"] / n,
         "underexposed_catch_rate": counts["underexposed_caught"] / n,
@@ -211,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     results = evaluate(args.data, args.split, args.limit)
     print(f"{'measure':<34}{'value':>10}")
-    for key in ("images", "false_alarm_rate_image", "masks", "false_alarm_rate_framing", "blurred_catch_rate",
+    for key in ("images", "false_alarm_rate_image", "masks", "false_alarm_rate_framing", "false_alarm_rate_any",
+                "blurred_catch_rate",
                 "overexposed_catch_rate", "underexposed_catch_rate"):
         value = results[key]
         print(f"{key:<34}{value:>10.4f}" if isinstance(value, float) else f"{key:<34}{value:>10}")

@@ -117,6 +117,7 @@ def test_on_the_shared_test_split_few_false_alarms_and_most_poor_copies_caught()
     assert results["images"] > 1000
     assert results["false_alarm_rate_image"] < 0.02
     assert results["false_alarm_rate_framing"] < 0.02
+    assert results["false_alarm_rate_any"] < 0.02
     assert results["blurred_catch_rate"] > 0.90
     assert results["overexposed_catch_rate"] > 0.90
 
