@@ -83,6 +83,8 @@ def case_context(request: HttpRequest, lesion: Lesion, **forms) -> dict:
         "growth_flag_fraction": settings.LESION_GROWTH_FLAG_FRACTION,
         "recall_state": recall_state(lesion.next_review_date, timezone.localdate()),
         "quality_limits": quality_limits(),
+        "rows_newest_first": rows[::-1],
+        "glance": at_a_glance(rows, changes),
     }
 
 
@@ -239,3 +241,17 @@ def compare_context(request: HttpRequest, lesion: Lesion, a: str | None, b: str 
         context["previous_pair"] = (rows[i - 2].capture.pk, rows[i - 1].capture.pk) if i >= 2 else None
         context["next_pair"] = (rows[i].capture.pk, rows[i + 1].capture.pk) if i + 1 < len(rows) else None
     return context
+
+
+def at_a_glance(rows: list[selectors.CaptureRow], changes: dict) -> dict:
+    """The case page's summary strip: the newest capture, the newest score against its threshold,
+    and the change since the visit before."""
+    latest = rows[-1] if rows else None
+    done = [r for r in rows if r.analysis and r.analysis.status == "done" and r.analysis.probability is not None]
+    scored = done[-1] if done else None
+    glance = {"latest": latest, "scored": scored, "change": None, "first_visit": len(rows) <= 1}
+    if scored is not None:
+        a = scored.analysis
+        glance["above_threshold"] = a.threshold is not None and a.probability >= a.threshold
+        glance["change"] = changes.get(scored.capture.pk)
+    return glance

@@ -96,7 +96,7 @@ def capture_upload(request: HttpRequest, pk: int) -> HttpResponse:
         for error in errors:
             form.add_error("images", error)
         return render(request, "lesions/case.html", case_context(request, lesion, upload_form=form), status=400)
-    return redirect("lesion_case", pk=lesion.pk)
+    return redirect(f"{_case_url(lesion.pk)}#captures")
 
 
 @require_POST
@@ -153,7 +153,7 @@ def lesion_histopathology(request: HttpRequest, pk: int) -> HttpResponse:
         services.histopathology_record(request=request, user=request.user, histopathology=form.save(commit=False),
                                        changed=form.changed_data)
         messages.success(request, "Histopathology saved. " + lesion_stage_note(lesion).splitlines()[0])
-        return redirect("lesion_case", pk=lesion.pk)
+        return redirect(f"{_case_url(lesion.pk)}#histopathology")
     return render(request, "lesions/case.html", case_context(request, lesion, histopathology_form=form), status=400)
 
 

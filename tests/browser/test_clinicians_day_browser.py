@@ -334,3 +334,77 @@ def test_compare_view_syncs_zoom_aligns_fade_draws_both_outlines_and_keys(page, 
     expect(page.get_by_role("link", name="Next capture →")).to_be_visible()
     page.locator("body").press("ArrowRight")
     expect(page.get_by_role("link", name="← Previous capture")).to_be_visible()
+
+
+def test_case_page_at_a_glance_keeps_unsaved_ticks_and_returns_to_the_section(page, clinic_day):
+    _p, suspicious, _b = clinic_day
+    log_in(page, "alice")
+    page.goto(f"/lesions/{suspicious.pk}/")
+    glance = page.locator("[data-role=glance]")
+    expect(glance.locator("[data-role=glance-score]")).to_contain_text("0.82")
+    expect(glance.locator("[data-role=glance-score]")).to_contain_text("at or above the threshold 0.30")
+    expect(glance.locator("[data-role=glance-review]")).to_contain_text("none booked")
+    # Newest capture first and open; the older one collapsed.
+    newest = suspicious.captures.order_by("-taken_at").first()
+    expect(page.locator("article.capture").first).to_have_attribute("id", f"capture-{newest.pk}")
+    older = page.locator("[data-role=older-captures]")
+    expect(older).not_to_have_attribute("open", "")
+    expect(older.locator("article.capture")).to_be_hidden()
+    screenshot(page, "27-case-at-a-glance")
+
+    # Tick structures without saving them, then save the assessment: the ticks survive.
+    card = page.locator(f"#capture-{newest.pk}")
+    card.get_by_label("Dots").check()
+    card.get_by_label("Streaks").check()
+    page.get_by_label("Clinical diagnosis").fill("atypical naevus")
+    page.get_by_label("Decision").select_option("monitor")
+    page.get_by_role("button", name="Save assessment").click()
+    expect(page).to_have_url(re.compile(r"#assessment$"))
+    expect(page.locator("#assessment")).to_be_in_viewport()
+    card = page.locator(f"#capture-{newest.pk}")
+    expect(card.get_by_label("Dots")).to_be_checked()
+    expect(card.get_by_label("Streaks")).to_be_checked()
+    expect(card.locator("[data-role=draft-notice]")).to_contain_text("not saved yet")
+    # Saving them goes back to that capture, and the notice goes.
+    card.get_by_role("button", name="Save structures").click()
+    expect(page).to_have_url(re.compile(rf"#capture-{newest.pk}$"))
+    newest.refresh_from_db()
+    assert newest.structures == ["dots", "streaks"]
+    expect(page.locator("[data-role=draft-notice]")).to_have_count(0)
+
+
+def test_phone_case_page_leads_with_capture_and_app_installs(browser, live_server, clinic_day):
+    _p, suspicious, _b = clinic_day
+    for days in (30, 60, 120, 180):
+        finished(suspicious, 0.3, days_ago=days)
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 390, "height": 844},
+                                  is_mobile=True, has_touch=True, device_scale_factor=2)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    log_in(page, "alice")
+    page.goto(f"/lesions/{suspicious.pk}/")
+    add = page.get_by_role("heading", name="Add a capture")
+    captures = page.get_by_role("heading", name=re.compile(r"^Captures"))
+    assert add.bounding_box()["y"] < captures.bounding_box()["y"]
+    file_input = page.get_by_label("Images (JPEG or PNG, several allowed)")
+    expect(file_input).to_have_attribute("capture", "environment")
+    expect(file_input).to_have_attribute("accept", "image/*")
+    height = page.evaluate("() => document.documentElement.scrollHeight")
+    screenshot(page, "28-phone-case-collapsed")
+    sections = page.evaluate("() => Array.from(document.querySelectorAll('main > *, .case-layout > *'))"
+                             ".map(e => [e.tagName + '#' + e.id + '.' + e.className, e.getBoundingClientRect().height])")
+    # Six captures, the older five collapsed: 4,457 px measured (the issue found ~7,000 px for fewer).
+    assert height < 4600, (height, sections)
+    page.get_by_text(re.compile(r"Earlier captures \(5\)")).tap()
+    expect(page.locator("[data-role=older-captures] article.capture").first).to_be_visible()
+    screenshot(page, "28-phone-case")
+    manifest_url = page.locator("link[rel=manifest]").get_attribute("href")
+    manifest = page.request.get(manifest_url)
+    assert manifest.ok and "manifest" in manifest.headers["content-type"]
+    data = manifest.json()
+    assert data["display"] == "standalone" and data["start_url"] == "/"
+    sizes = {icon["sizes"] for icon in data["icons"]}
+    assert {"192x192", "512x512"} <= sizes
+    for icon in data["icons"]:
+        assert page.request.get(manifest_url.rsplit("/", 1)[0] + "/" + icon["src"]).ok
+    context.close()
