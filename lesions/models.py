@@ -207,7 +207,7 @@ class Analysis(models.Model):
         indexes = [
             models.Index(fields=["status", "queued_at"], name="analysis_status_queued"),
             # Worklist: finished analyses by score, failed ones by time.
-            models.Index(fields=["status", "-probability"], name="analysis_status_probability"),
+            models.Index(fields=["status", "-probability", "-id"], name="analysis_status_probability"),
             models.Index(fields=["capture", "-queued_at"], name="analysis_capture_newest"),
         ]
 

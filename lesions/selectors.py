@@ -71,6 +71,7 @@ def analysis_statuses(lesion: Lesion) -> list[dict]:
 # bounded list (two queries), whatever the clinic's size; the filters run on partial or
 # composite indexes (lesions/models.py Meta.indexes).
 WORKLIST_ROWS = 25
+COUNT_CAP = 1000
 
 
 @dataclass
@@ -80,6 +81,7 @@ class WorklistSection:
     empty: str
     count: int
     items: list
+    more: bool = False  # more than `count` rows (the count stopped at COUNT_CAP)
 
 
 def _current_analyses(clinic_id: int) -> QuerySet[Analysis]:
@@ -90,16 +92,20 @@ def _current_analyses(clinic_id: int) -> QuerySet[Analysis]:
 
 
 def _section(key: str, title: str, empty: str, queryset: QuerySet, limit: int) -> WorklistSection:
-    return WorklistSection(key, title, empty, queryset.count(), list(queryset[:limit]))
+    # Counting stops at COUNT_CAP rows: "1000+" tells a clinician as much as an exact 183,212 and
+    # costs a bounded scan instead of the whole clinic's history.
+    count = queryset.order_by().values("pk")[:COUNT_CAP + 1].count()
+    return WorklistSection(key, title, empty, min(count, COUNT_CAP), list(queryset[:limit]), count > COUNT_CAP)
 
 
 def worklist_querysets(clinic_id: int, today: date) -> dict[str, QuerySet]:
     """Each worklist section's rows, in display order (one definition for the page and its tests)."""
     done = (_current_analyses(clinic_id)
-            .filter(status=Analysis.Status.DONE, capture__lesion__status=Lesion.Status.MONITORING)
+            .filter(status=Analysis.Status.DONE, probability__isnull=False,
+                    capture__lesion__status=Lesion.Status.MONITORING)
             .filter(Q(capture__lesion__assessed_at__isnull=True)
                     | Q(capture__lesion__assessed_at__lt=F("finished_at")))
-            .order_by(F("probability").desc(nulls_last=True), "-finished_at", "-id"))
+            .order_by("-probability", "-id"))  # walks analysis_status_probability, stops after a page
     failed = _current_analyses(clinic_id).filter(status=Analysis.Status.FAILED).order_by("-finished_at", "-id")
     recalls = (Lesion.objects.filter(patient__clinic_id=clinic_id, status=Lesion.Status.MONITORING,
                                      next_review_date__isnull=False, next_review_date__lte=due_cutoff(today))

@@ -169,3 +169,13 @@ def test_worklist_queries_use_indexes_not_table_scans(clinic):
     for key, plan in plans.items():
         assert "Seq Scan" not in plan, f"{key}: {plan}"
     assert "analysis_status_probability" in plans["unassessed"] or "analysis_capture_newest" in plans["unassessed"]
+
+
+def test_counts_stop_at_the_cap_and_say_so(client_logged_in, patient, monkeypatch):
+    monkeypatch.setattr(selectors, "COUNT_CAP", 3)
+    for i in range(5):
+        analysed(LesionFactory(patient=patient), probability=i / 10)
+    response = client_logged_in.get("/")
+    unassessed = section(response, "unassessed")
+    assert (unassessed.count, unassessed.more, len(unassessed.items)) == (3, True, 5)
+    assert "<strong>3+</strong> analyses to review" in response.content.decode()
