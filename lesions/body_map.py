@@ -14,6 +14,7 @@ the back feet are soles.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from html import escape
 
 WIDTH, HEIGHT = 200.0, 400.0
 
@@ -101,8 +102,6 @@ def render_inline_svg(view: str, markers: list[Marker] = (), *, interactive: boo
                       label: str = "") -> str:
     """The figure for a page, with its lesions as linked markers; `interactive` makes it the
     focusable input of the lesion form (static/js/bodymap.js). Text is escaped here."""
-    from html import escape
-
     title = label or f"Body map, {view}"
     attrs = (f'tabindex="0" role="application" aria-label="{escape(title)}" '
              f'aria-describedby="body-map-help"' if interactive else f'role="group" aria-label="{escape(title)}"')

@@ -5,21 +5,23 @@ from __future__ import annotations
 from functools import cache
 
 from django.conf import settings
-from django.http import HttpRequest
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString
 
 from lesions import selectors, stage_note
+from lesions.body_map import Marker, render_inline_svg
 from lesions.evolution import Change, compare
 from lesions.forms import AssessmentForm, CaptureUploadForm, HistopathologyForm, StructuresForm
 from lesions.models import Lesion
 from lesions.recalls import recall_state
 from lesions.staging import StagingError, stage
+from ml import quality_thresholds as quality
 
 
 def change_between(before: selectors.CaptureRow, after: selectors.CaptureRow) -> Change | None:
-    f0 = before.analysis.features if before.analysis and before.analysis.status == "done" else None
-    f1 = after.analysis.features if after.analysis and after.analysis.status == "done" else None
+    f0 = before.analysis.features if before.analysis and before.analysis.is_done else None
+    f1 = after.analysis.features if after.analysis and after.analysis.is_done else None
     if not f0 or not f1:
         return None
     return compare(f0, f1, settings.LESION_GROWTH_FLAG_FRACTION)
@@ -36,7 +38,7 @@ def lesion_stage_note(lesion: Lesion, rows: list[selectors.CaptureRow] | None = 
         except StagingError as exc:
             return stage_note.pathology_incomplete_note(str(exc))
     rows = rows if rows is not None else selectors.captures_with_analysis(lesion)
-    done = [r.analysis for r in rows if r.analysis and r.analysis.status == "done"]
+    done = [r.analysis for r in rows if r.analysis and r.analysis.is_done]
     if done:
         return done[-1].stage_note
     return f"No analysed capture yet. {stage_note.NEEDS_HISTOPATHOLOGY}"
@@ -62,7 +64,7 @@ def _histopathology_html(form: HistopathologyForm | None, histo) -> SafeString:
     return blank_form_html(HistopathologyForm)
 
 
-def case_context(request: HttpRequest, lesion: Lesion, **forms) -> dict:
+def case_context(lesion: Lesion, **forms) -> dict:
     rows = selectors.captures_with_analysis(lesion)
     changes = {}
     for before, after in zip(rows, rows[1:]):
@@ -111,10 +113,6 @@ def sparkline_points(trend: list[tuple], width: float = 100.0, height: float = 2
 
 
 def patient_context(patient, lesions: list[Lesion]) -> dict:
-    from django.urls import reverse
-
-    from lesions.body_map import Marker, render_inline_svg
-
     markers: dict[str, list[Marker]] = {"front": [], "back": []}
     unplaced = []
     for lesion in lesions:
@@ -142,8 +140,6 @@ def patient_context(patient, lesions: list[Lesion]) -> dict:
 
 def body_map_inputs(form) -> dict:
     """The lesion form's two clickable figures, with the point already chosen (if any) marked."""
-    from lesions.body_map import Marker, render_inline_svg
-
     view = form["body_map_view"].value()
     try:
         x, y = float(form["body_map_x"].value()), float(form["body_map_y"].value())
@@ -159,8 +155,6 @@ def body_map_inputs(form) -> dict:
 
 def quality_limits() -> dict[str, float]:
     """The image-quality thresholds, for the webcam preview's hint (static/js/quality.js)."""
-    from ml import quality
-
     return {"min_laplacian_variance": quality.MIN_LAPLACIAN_VARIANCE,
             "max_clipped_highlights": quality.MAX_CLIPPED_HIGHLIGHTS,
             "max_crushed_shadows": quality.MAX_CRUSHED_SHADOWS}
@@ -225,7 +219,7 @@ def timeline_chart(rows: list[selectors.CaptureRow], width: int = 600, height: i
     }
 
 
-def compare_context(request: HttpRequest, lesion: Lesion, a: str | None, b: str | None) -> dict:
+def compare_context(lesion: Lesion, a: str | None, b: str | None) -> dict:
     """Two captures (earlier, later), how to align them, neighbours for previous/next, and the timeline."""
     rows = selectors.captures_with_analysis(lesion)
     by_id = {row.capture.pk: i for i, row in enumerate(rows)}

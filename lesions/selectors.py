@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404
 
 from clinic.models import Patient
 from clinic.selectors import clinic_ids_for
-from lesions.models import Analysis, Capture, Histopathology, Lesion
+from lesions.models import NEWEST_FIRST, Analysis, Capture, Histopathology, Lesion
 from lesions.recalls import due_cutoff, recall_state
 
 
@@ -37,15 +37,20 @@ def analysis_for(user: AbstractBaseUser, pk: int) -> Analysis:
                              capture__lesion__patient__clinic_id__in=clinic_ids_for(user))
 
 
+def current_analysis(capture: Capture) -> Analysis | None:
+    """The analysis a capture shows: its newest queued one (lesions.models.NEWEST_FIRST)."""
+    return capture.analyses.order_by(*NEWEST_FIRST).first()
+
+
 @dataclass
 class CaptureRow:
     capture: Capture
-    analysis: Analysis | None
+    analysis: Analysis | None  # the capture's current analysis
 
 
 def captures_with_analysis(lesion: Lesion) -> list[CaptureRow]:
-    """Captures in time order, each with its newest analysis, in two queries."""
-    newest_first = Analysis.objects.order_by("-queued_at", "-id")
+    """Captures in time order, each with its current analysis, in two queries."""
+    newest_first = Analysis.objects.order_by(*NEWEST_FIRST)
     captures = lesion.captures.order_by("taken_at", "id").prefetch_related(
         Prefetch("analyses", queryset=newest_first, to_attr="analyses_newest_first"))
     return [CaptureRow(c, c.analyses_newest_first[0] if c.analyses_newest_first else None) for c in captures]
@@ -59,12 +64,16 @@ def histopathology_of(lesion: Lesion) -> Histopathology | None:
 
 
 def analysis_statuses(lesion: Lesion) -> list[dict]:
-    rows = (Analysis.objects.filter(capture__lesion=lesion).order_by("capture_id", "-queued_at", "-id")
+    """The current analysis of each capture, for the case page's polling script: the status
+    value with its label and the pending/finished flags, so the script compares no status strings."""
+    rows = (Analysis.objects.filter(capture__lesion=lesion).order_by("capture_id", *NEWEST_FIRST)
             .values("id", "capture_id", "status", "error", "probability"))
-    newest: dict[int, dict] = {}
+    current: dict[int, dict] = {}
     for row in rows:
-        newest.setdefault(row["capture_id"], row)
-    return list(newest.values())
+        current.setdefault(row["capture_id"], row)
+    labels = dict(Analysis.Status.choices)
+    return [{**row, "label": labels[row["status"]], "pending": row["status"] in Analysis.PENDING,
+             "finished": row["status"] in Analysis.FINISHED} for row in current.values()]
 
 
 # The worklist: what waits for a clinician in one clinic. Each section is one count and one
@@ -84,10 +93,16 @@ class WorklistSection:
     more: bool = False  # more than `count` rows (the count stopped at COUNT_CAP)
 
 
+def _superseded() -> Exists:
+    """True for an analysis that is not its capture's current one (lesions.models.NEWEST_FIRST:
+    newest queued, then highest id); an older model version's row is history."""
+    return Exists(Analysis.objects.filter(Q(queued_at__gt=OuterRef("queued_at"))
+                                          | Q(queued_at=OuterRef("queued_at"), id__gt=OuterRef("id")),
+                                          capture_id=OuterRef("capture_id")))
+
+
 def _current_analyses(clinic_id: int) -> QuerySet[Analysis]:
-    """Each capture's newest analysis in the clinic (an older model version's row is history)."""
-    newer = Analysis.objects.filter(capture_id=OuterRef("capture_id"), queued_at__gt=OuterRef("queued_at"))
-    return (Analysis.objects.filter(capture__lesion__patient__clinic_id=clinic_id).filter(~Exists(newer))
+    return (Analysis.objects.filter(capture__lesion__patient__clinic_id=clinic_id).filter(~_superseded())
             .select_related("capture__lesion__patient"))
 
 
@@ -144,9 +159,8 @@ def patient_lesions_with_trends(patient: Patient) -> list[Lesion]:
     """The patient page's lesions, each with `trend` (score of each analysed capture, oldest first),
     `latest_probability` and `latest_threshold`, in two queries whatever the number of captures."""
     lesions = list(lesions_with_latest(patient))
-    newer = Analysis.objects.filter(capture_id=OuterRef("capture_id"), queued_at__gt=OuterRef("queued_at"))
     scores = (Analysis.objects.filter(capture__lesion__patient=patient, status=Analysis.Status.DONE)
-              .filter(~Exists(newer)).order_by("capture__taken_at", "capture_id")
+              .filter(~_superseded()).order_by("capture__taken_at", "capture_id")
               .values_list("capture__lesion_id", "capture__taken_at", "probability", "threshold"))
     trends: dict[int, list[tuple]] = {}
     for lesion_id, taken_at, probability, threshold in scores:

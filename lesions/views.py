@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_GET, require_POST
@@ -63,14 +64,14 @@ def lesion_case(request: HttpRequest, pk: int) -> HttpResponse:
     lesion = selectors.lesion_for(request.user, pk)
     audit.record(request=request, user=request.user, action=AuditEvent.Action.VIEW, obj=lesion,
                  clinic_id=lesion.patient.clinic_id)
-    return render(request, "lesions/case.html", case_context(request, lesion))
+    return render(request, "lesions/case.html", case_context(lesion))
 
 
 def lesion_report(request: HttpRequest, pk: int) -> HttpResponse:
     lesion = selectors.lesion_for(request.user, pk)
     audit.record(request=request, user=request.user, action=AuditEvent.Action.VIEW, obj=lesion,
                  clinic_id=lesion.patient.clinic_id, detail={"page": "report"})
-    return render(request, "lesions/report.html", case_context(request, lesion))
+    return render(request, "lesions/report.html", case_context(lesion))
 
 
 @require_POST
@@ -78,7 +79,7 @@ def capture_upload(request: HttpRequest, pk: int) -> HttpResponse:
     lesion = selectors.lesion_for(request.user, pk)
     form = CaptureUploadForm(request.POST, request.FILES)
     if not form.is_valid():
-        return render(request, "lesions/case.html", case_context(request, lesion, upload_form=form), status=400)
+        return render(request, "lesions/case.html", case_context(lesion, upload_form=form), status=400)
     saved, errors = 0, []
     for upload in form.cleaned_data["images"]:
         try:
@@ -95,7 +96,7 @@ def capture_upload(request: HttpRequest, pk: int) -> HttpResponse:
     if errors:
         for error in errors:
             form.add_error("images", error)
-        return render(request, "lesions/case.html", case_context(request, lesion, upload_form=form), status=400)
+        return render(request, "lesions/case.html", case_context(lesion, upload_form=form), status=400)
     return redirect(f"{_case_url(lesion.pk)}#captures")
 
 
@@ -141,7 +142,7 @@ def lesion_assessment(request: HttpRequest, pk: int) -> HttpResponse:
         messages.success(request, "Assessment saved."
                          + (f" Next review {lesion.next_review_date:%-d %b %Y}." if lesion.next_review_date else ""))
         return redirect(f"{_case_url(lesion.pk)}#assessment")
-    return render(request, "lesions/case.html", case_context(request, lesion, assessment_form=form), status=400)
+    return render(request, "lesions/case.html", case_context(lesion, assessment_form=form), status=400)
 
 
 @require_POST
@@ -154,7 +155,7 @@ def lesion_histopathology(request: HttpRequest, pk: int) -> HttpResponse:
                                        changed=form.changed_data)
         messages.success(request, "Histopathology saved. " + lesion_stage_note(lesion).splitlines()[0])
         return redirect(f"{_case_url(lesion.pk)}#histopathology")
-    return render(request, "lesions/case.html", case_context(request, lesion, histopathology_form=form), status=400)
+    return render(request, "lesions/case.html", case_context(lesion, histopathology_form=form), status=400)
 
 
 @require_GET
@@ -175,8 +176,8 @@ def capture_image(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
     elif kind == "thumbnail":
         name = capture.thumbnail.name
     else:
-        analysis = capture.analyses.filter(status="done").order_by("-finished_at", "-id").first()
-        field = getattr(analysis, kind, None) if analysis else None
+        analysis = selectors.current_analysis(capture)
+        field = getattr(analysis, kind, None) if analysis and analysis.is_done else None
         if not field:
             raise Http404
         name = field.name
@@ -199,12 +200,10 @@ def lesion_compare(request: HttpRequest, pk: int) -> HttpResponse:
     audit.record(request=request, user=request.user, action=AuditEvent.Action.VIEW, obj=lesion,
                  clinic_id=lesion.patient.clinic_id, detail={"page": "compare"})
     return render(request, "lesions/compare.html",
-                  compare_context(request, lesion, request.GET.get("a"), request.GET.get("b")))
+                  compare_context(lesion, request.GET.get("a"), request.GET.get("b")))
 
 
 def _case_url(lesion_id: int) -> str:
-    from django.urls import reverse
-
     return reverse("lesion_case", args=[lesion_id])
 
 

@@ -28,24 +28,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 from scipy import ndimage
 
-WORKING_SIDE = 256
-
-# Variance of the Laplacian (grey levels², at WORKING_SIDE). Validation split: 1st percentile of
-# real captures 4.7; 95th percentile of the same images blurred (Gaussian, sigma 1% of the long side) < 2.
-MIN_LAPLACIAN_VARIANCE = 2.5
-# Share of pixels clipped. Validation split: 99th percentile of real captures 2.4% highlights,
-# 1.9% shadows (dermoscope vignettes included).
-MAX_CLIPPED_HIGHLIGHTS = 0.10
-MAX_CRUSHED_SHADOWS = 0.30
-# A whole image too dark: even its bright parts (95th percentile of grey) stay below this.
-MIN_BRIGHT_GREY = 50.0
-# Share of the lesion outline lying on the image border (a lesion cut in half: 0.42), and the
-# lesion's share of the frame. Validation split ground-truth masks: 99th percentile 0.40 (many
-# archive lesions fill the frame), 0.9% over the limit.
-MAX_OUTLINE_ON_BORDER = 0.40
-MIN_LESION_AREA_FRACTION = 0.005
+from ml.data import read_dataset, select
+from ml.quality_thresholds import (
+    MAX_CLIPPED_HIGHLIGHTS,
+    MAX_CRUSHED_SHADOWS,
+    MAX_OUTLINE_ON_BORDER,
+    MIN_BRIGHT_GREY,
+    MIN_LAPLACIAN_VARIANCE,
+    MIN_LESION_AREA_FRACTION,
+    WORKING_SIDE,
+)
 
 REASONS = {
     "blurred": "The image looks blurred (out of focus or moved): hold the camera still and focus on the lesion.",
@@ -165,10 +160,6 @@ def underexposed(image: np.ndarray, gain: float = 0.15) -> np.ndarray:
 
 def evaluate(data: str | Path, split: str = "test", limit: int | None = None) -> dict:
     """False-alarm rate on real captures and catch rates on degraded copies of the same images."""
-    from PIL import Image
-
-    from ml.data import read_dataset, select
-
     samples = select(read_dataset(data), split, limit=limit)
     counts = {"images": 0, "false_alarm_image": 0, "masks": 0, "false_alarm_framing": 0, "false_alarm_any": 0,
               "blurred_caught": 0, "overexposed_caught": 0, "underexposed_caught": 0}

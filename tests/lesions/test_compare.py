@@ -30,7 +30,7 @@ def capture_with(lesion, *, days_ago, mm, centroid, probability=0.2, diameter=5.
 def test_alignment_meets_centroids_and_scales_by_pixel_spacing(lesion):
     capture_with(lesion, days_ago=90, mm=0.05, centroid=(0.5, 0.5))
     capture_with(lesion, days_ago=0, mm=0.1, centroid=(0.25, 0.5))
-    before, after = presentation.compare_context(None, lesion, None, None)["pair"]
+    before, after = presentation.compare_context(lesion, None, None)["pair"]
     result = presentation.alignment(before, after)
     assert result["calibrated"] and result["scale"] == pytest.approx(2.0)  # one later pixel = 2 earlier pixels
     assert (result["before_cx"], result["before_cy"]) == (150.0, 100.0)
@@ -40,7 +40,7 @@ def test_alignment_meets_centroids_and_scales_by_pixel_spacing(lesion):
 def test_uncalibrated_captures_align_without_scaling(lesion):
     capture_with(lesion, days_ago=9, mm=None, centroid=(0.5, 0.5))
     capture_with(lesion, days_ago=0, mm=0.1, centroid=(0.5, 0.5))
-    before, after = presentation.compare_context(None, lesion, None, None)["pair"]
+    before, after = presentation.compare_context(lesion, None, None)["pair"]
     result = presentation.alignment(before, after)
     assert result["scale"] == 1.0 and result["calibrated"] is False
 

@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('clinic', '0002_patient_search_trigram'),
-        ('lesions', '0002_capture_thumbnail'),
+        ('lesions', '0003_analysis_operating_point'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
