@@ -13,6 +13,7 @@ from lesions import analysis as pipeline
 from lesions import services
 from lesions.models import Analysis, Capture
 from ml import quality
+from ml.contracts import DEFAULT_MODELS_DIR, read_model_manifest
 from ml.inference import ImageAnalysis
 from tests.factories import lesion_image
 
@@ -60,8 +61,10 @@ def test_a_failing_check_never_blocks_the_capture(lesion, monkeypatch):
 class CutLesionAnalyzer:
     """Stands in for the models: the outline runs off the image's left edge."""
 
-    manifest = {"version": "test", "segmenter": {"version": "s"}, "classifier": {"version": "c", "threshold": 0.3}}
-    device, names, threshold = "CPU", ("unet", "cnn"), 0.3
+    device, names = "CPU", ("unet", "cnn")
+
+    def __init__(self) -> None:
+        self.model_manifest = read_model_manifest(DEFAULT_MODELS_DIR)  # the shipped models' manifest
 
     def analyze(self, image, mm_per_pixel=None):
         height, width = image.shape[:2]
