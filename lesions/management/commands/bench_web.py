@@ -57,7 +57,8 @@ class Command(BaseCommand):
             cookie = self._log_in(base, username, password)
             endpoints = {
                 "login page": "/accounts/login/",
-                "patient search": f"/?q={patient.name.split()[0]}",
+                "worklist": "/",
+                "patient search": f"/patients/?q={patient.name.split()[0]}",
                 "patient detail": f"/patients/{patient.pk}/",
                 "case page": f"/lesions/{lesion.pk}/",
                 "image fetch": f"/captures/{capture.pk}/image/original/",
