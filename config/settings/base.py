@@ -105,7 +105,15 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 
-# django-axes: lock an account+IP after repeated failures (https://django-axes.readthedocs.io).
+# Reverse proxies in front of the app that append to X-Forwarded-For (0: none, the app is reached
+# directly and the header is ignored). The audit trail and the login lockout read the client
+# address through clinic.client_address.client_ip, which trusts exactly this many hops.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+
+# django-axes: lock a username+address pair after repeated failures (https://django-axes.readthedocs.io),
+# so one person failing from one address locks neither the account elsewhere nor other clinicians
+# behind the same proxy. The address is the real client's, resolved as above.
+AXES_CLIENT_IP_CALLABLE = "clinic.client_address.client_ip"
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=0.5)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]

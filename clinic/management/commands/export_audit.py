@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import sys
 from datetime import date, datetime, time, timedelta
 
@@ -9,7 +10,23 @@ from django.utils import timezone
 
 from clinic.models import AuditEvent
 
+# A cell beginning with one of these is a formula to a spreadsheet (OWASP "CSV injection");
+# such cells are written with a leading apostrophe so that they are shown as text.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: object) -> object:
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
 COLUMNS = ["at", "username", "action", "object_type", "object_id", "object_repr", "clinic_id", "ip_address", "detail"]
+
+
+def row_of(event: AuditEvent) -> list[object]:
+    return [event.at.isoformat() if c == "at" else json.dumps(event.detail) if c == "detail" else getattr(event, c)
+            for c in COLUMNS]
 
 
 class Command(BaseCommand):
@@ -30,7 +47,7 @@ class Command(BaseCommand):
             writer = csv.writer(handle)
             writer.writerow(COLUMNS)
             for event in events.iterator():
-                writer.writerow([getattr(event, c) if c != "at" else event.at.isoformat() for c in COLUMNS])
+                writer.writerow([spreadsheet_safe(cell) for cell in row_of(event)])
         finally:
             if output:
                 handle.close()
