@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -9,6 +11,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from clinic import audit
+from clinic.middleware import idle_seconds, passive_request
 from clinic.models import AuditEvent
 from clinic.selectors import patient_for
 from lesions import selectors, services
@@ -33,6 +36,9 @@ def lesion_create(request: HttpRequest, patient_pk: int) -> HttpResponse:
         lesion = services.lesion_create(request=request, user=request.user, patient=patient, data=form.cleaned_data)
         messages.success(request, f"Lesion '{lesion.label}' added.")
         return redirect("lesion_case", pk=lesion.pk)
+    if request.method == "GET":
+        audit.record(request=request, user=request.user, action=AuditEvent.Action.VIEW, obj=patient,
+                     clinic_id=patient.clinic_id, detail={"page": "new lesion"})
     return render(request, "lesions/lesion_form.html", {"form": form, "patient": patient})
 
 
@@ -44,6 +50,9 @@ def lesion_edit(request: HttpRequest, pk: int) -> HttpResponse:
         services.lesion_update(request=request, user=request.user, lesion=lesion, changed=form.changed_data)
         messages.success(request, "Lesion updated.")
         return redirect("lesion_case", pk=lesion.pk)
+    if request.method == "GET":
+        audit.record(request=request, user=request.user, action=AuditEvent.Action.VIEW, obj=lesion,
+                     clinic_id=lesion.patient.clinic_id, detail={"page": "edit"})
     return render(request, "lesions/lesion_form.html", {"form": form, "patient": lesion.patient, "lesion": lesion})
 
 
@@ -144,9 +153,24 @@ def lesion_histopathology(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_GET
+@passive_request
 def lesion_statuses(request: HttpRequest, pk: int) -> JsonResponse:
+    """The case page's polling: not an audited view and not activity. `poll` turns false once the
+    clinician has been idle STATUS_POLL_MAX_SECONDS, so an unattended page stops asking."""
     lesion = selectors.lesion_for(request.user, pk)
-    return JsonResponse({"analyses": selectors.analysis_statuses(lesion)})
+    return JsonResponse({"analyses": selectors.analysis_statuses(lesion),
+                         "poll": idle_seconds(request) < settings.STATUS_POLL_MAX_SECONDS})
+
+
+@require_GET
+@passive_request
+def capture_card(request: HttpRequest, pk: int) -> HttpResponse:
+    """One capture's card and the lesion's note, for the case page to swap in when an analysis
+    finishes: part of the case page already viewed (and audited), so no second "viewed" row."""
+    capture = selectors.capture_for(request.user, pk)
+    context = case_context(request, capture.lesion)
+    context["rows"] = [row for row in context["rows"] if row.capture.pk == capture.pk]
+    return render(request, "lesions/capture_card.html", context)
 
 
 @require_GET
@@ -184,7 +208,10 @@ def lesion_compare(request: HttpRequest, pk: int) -> HttpResponse:
     lesion = selectors.lesion_for(request.user, pk)
     context = case_context(request, lesion)
     rows = context["rows"]
-    ids = [int(x) for x in (request.GET.get("a"), request.GET.get("b")) if x and x.isdigit()]
+    audit.record(request=request, user=request.user, action=AuditEvent.Action.VIEW, obj=lesion,
+                 clinic_id=lesion.patient.clinic_id, detail={"page": "compare"})
+    # ASCII digits only: str.isdigit() accepts "²", which int() refuses.
+    ids = [int(x) for x in (request.GET.get("a"), request.GET.get("b")) if x and re.fullmatch(r"[0-9]{1,18}", x)]
     chosen = [r for r in rows if r.capture.pk in ids]
     if len(chosen) != 2:
         chosen = rows[-2:]

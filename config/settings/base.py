@@ -50,6 +50,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "clinic.middleware.IdleSessionTimeoutMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -96,9 +97,14 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "patient_list"
 LOGOUT_REDIRECT_URL = "login"
 
-# Sessions end after inactivity: the cookie is refreshed on each request.
+# Sessions end after inactivity (clinic.middleware.IdleSessionTimeoutMiddleware): the session is
+# saved when the clinician does something, never by the page's own status polling, which stops
+# asking after STATUS_POLL_MAX_SECONDS without activity.
 SESSION_COOKIE_AGE = env.int("SESSION_IDLE_TIMEOUT_MINUTES", default=30) * 60
-SESSION_SAVE_EVERY_REQUEST = True
+SESSION_SAVE_EVERY_REQUEST = False
+STATUS_POLL_MAX_SECONDS = env.int("STATUS_POLL_MAX_SECONDS", default=10 * 60)
+# Flash messages name patients ("Patient Ada Example created."): kept in the session, not in a cookie.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 X_FRAME_OPTIONS = "DENY"
