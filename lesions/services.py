@@ -74,6 +74,8 @@ def capture_create(*, request: HttpRequest | None, user: Any, lesion: Lesion, da
     clean = clean_image_bytes(data)
     if mm_per_pixel is None and field_of_view_mm:
         mm_per_pixel = field_of_view_mm / clean.width
+    elif mm_per_pixel is not None:
+        mm_per_pixel *= clean.downscale  # given for the original; a stored pixel spans `downscale` of them
     stored_name = default_storage.save(f"captures/{random_name()}.{clean.extension}", ContentFile(clean.content))
     try:
         with transaction.atomic():

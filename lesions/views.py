@@ -14,7 +14,7 @@ from clinic import audit
 from clinic.middleware import idle_seconds, passive_request
 from clinic.models import AuditEvent
 from clinic.selectors import patient_for
-from lesions import selectors, services
+from lesions import selectors, services, uploads
 from lesions.forms import (
     AssessmentForm,
     CaptureMetadataForm,
@@ -74,9 +74,14 @@ def lesion_report(request: HttpRequest, pk: int) -> HttpResponse:
 def capture_upload(request: HttpRequest, pk: int) -> HttpResponse:
     lesion = selectors.lesion_for(request.user, pk)
     form = CaptureUploadForm(request.POST, request.FILES)
-    if not form.is_valid():
+    refusals = uploads.refusals_of(request)  # files refused while the request streamed in
+    if uploads.whole_request_refused(request) or not form.is_valid():
+        if refusals:
+            form.errors.pop("images", None)
+            for refusal in refusals:
+                form.add_error("images" if "images" in form.fields else None, refusal)
         return render(request, "lesions/case.html", case_context(request, lesion, upload_form=form), status=400)
-    saved, errors = 0, []
+    saved, errors = 0, list(refusals)
     for upload in form.cleaned_data["images"]:
         try:
             services.capture_create(
@@ -101,6 +106,9 @@ def webcam_capture(request: HttpRequest, pk: int) -> JsonResponse:
     """The webcam page posts the still as a multipart blob (with the CSRF token header)."""
     lesion = selectors.lesion_for(request.user, pk)
     meta = CaptureMetadataForm(request.POST)
+    refusals = uploads.refusals_of(request)
+    if refusals:
+        return JsonResponse({"ok": False, "error": " ".join(refusals)}, status=400)
     upload = request.FILES.get("image")
     if upload is None:
         return JsonResponse({"ok": False, "error": "No image was received."}, status=400)

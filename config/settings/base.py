@@ -46,6 +46,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "lesions.uploads.UploadLimitsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -168,11 +169,23 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
-# Uploads: checked by content (lesions/images.py).
+# Uploads: limits enforced while the request streams in (lesions/uploads.py), then checked by
+# content (lesions/images.py). Each limit is inclusive: a file of exactly UPLOAD_MAX_BYTES passes.
 UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=20 * 1024 * 1024)
+UPLOAD_MAX_FILES = env.int("UPLOAD_MAX_FILES", default=10)
+# Declared request size refused before reading: every file at its limit plus the form's fields.
+UPLOAD_MAX_REQUEST_BYTES = env.int("UPLOAD_MAX_REQUEST_BYTES", default=UPLOAD_MAX_FILES * UPLOAD_MAX_BYTES + 1024 * 1024)
 UPLOAD_MAX_PIXELS = env.int("UPLOAD_MAX_PIXELS", default=40_000_000)
+# Pixels decoded at full size per image (about 50 MB as RGB); larger JPEGs are decoded at 1/2..1/8.
+UPLOAD_MAX_DECODE_PIXELS = env.int("UPLOAD_MAX_DECODE_PIXELS", default=16_000_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 1024 * 1024
+DATA_UPLOAD_MAX_NUMBER_FILES = UPLOAD_MAX_FILES + 1  # Django's own backstop, past our clearer refusal
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+FILE_UPLOAD_HANDLERS = [
+    "lesions.uploads.UploadLimitsHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 
 # Celery. Default: kombu's filesystem transport under var/broker, so a laptop needs no server.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
