@@ -27,6 +27,7 @@ def _secret_key_from_var() -> str:
 
 
 SECRET_KEY = env.str("SECRET_KEY", default="") or _secret_key_from_var()
+PRODUCTION = False  # True in config.settings.production; demo seeding refuses to run there
 DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
