@@ -78,3 +78,18 @@ class IdleSessionTimeoutMiddleware:
         if not isinstance(last, (int, float)) or now - last >= ACTIVITY_RESOLUTION_SECONDS:
             request.session[LAST_ACTIVITY_KEY] = now
         return None
+
+
+class RejectNulCharactersMiddleware:
+    """A NUL character in a query parameter is refused with 400 (PostgreSQL cannot store or compare
+    text holding one, so any view or admin filter passing it to a query would fail with a 500)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if any("\x00" in key or any("\x00" in value for value in values) for key, values in request.GET.lists()):
+            from django.http import HttpResponseBadRequest
+
+            return HttpResponseBadRequest("A query parameter holds a NUL character.", content_type="text/plain")
+        return self.get_response(request)
