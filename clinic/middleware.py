@@ -31,9 +31,6 @@ class SecurityHeadersMiddleware:
 
 
 LAST_ACTIVITY_KEY = "last_activity"
-# Writing the time on every request would save the session on every request; a minute's
-# precision is enough for a 30-minute idle timeout.
-ACTIVITY_RESOLUTION_SECONDS = 60
 
 
 def passive_request(view: Callable) -> Callable:
@@ -75,8 +72,8 @@ class IdleSessionTimeoutMiddleware:
             return None
         if getattr(view_func, "passive_request", False):
             return None
-        if not isinstance(last, (int, float)) or now - last >= ACTIVITY_RESOLUTION_SECONDS:
-            request.session[LAST_ACTIVITY_KEY] = now
+        # Saved with the session on every active request, as SESSION_SAVE_EVERY_REQUEST did before.
+        request.session[LAST_ACTIVITY_KEY] = now
         return None
 
 
