@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageCms, ImageOps, UnidentifiedImageError
 
 ACCEPTED_FORMATS = {"JPEG": "jpg", "PNG": "png"}
 JPEG_DECODER_SCALES = (2, 4, 8)  # the reductions libjpeg can apply while decoding
@@ -66,8 +66,17 @@ def _to_srgb(image: Image.Image, icc_profile: bytes | None) -> Image.Image:
 
 def _rebuilt_from_pixels(image: Image.Image) -> Image.Image:
     """A new image holding only the pixel values: no info dict, no profile, no text, no EXIF."""
-    rgb = image.convert("RGB")
-    return Image.frombytes("RGB", rgb.size, rgb.tobytes())
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    fresh = Image.new("RGB", rgb.size)
+    fresh.paste(rgb)
+    return fresh
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """EXIF orientation applied (a copy only when the image needs turning)."""
+    if image.getexif().get(ExifTags.Base.Orientation, 1) in (1, None):
+        return image
+    return ImageOps.exif_transpose(image)
 
 
 def clean_image_bytes(data: bytes, *, max_bytes: int | None = None, max_pixels: int | None = None,
@@ -109,7 +118,7 @@ def clean_image_bytes(data: bytes, *, max_bytes: int | None = None, max_pixels: 
                     downscale = scale
                 probe.load()  # decode: truncated or corrupt files fail here
                 icc_profile = probe.info.get("icc_profile")
-                image = _rebuilt_from_pixels(_to_srgb(ImageOps.exif_transpose(probe), icc_profile))
+                image = _rebuilt_from_pixels(_to_srgb(_upright(probe), icc_profile))
     except ValidationError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
