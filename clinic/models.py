@@ -88,7 +88,8 @@ class AppendOnlyQuerySet(models.QuerySet):
     def delete(self):
         raise PermissionError("audit events are append-only")
 
-    _raw_delete = delete
+    def _raw_delete(self, using):
+        raise PermissionError("audit events are append-only")
 
 
 class AuditEvent(models.Model):

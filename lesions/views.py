@@ -79,7 +79,7 @@ def capture_upload(request: HttpRequest, pk: int) -> HttpResponse:
         if refusals:
             form.errors.pop("images", None)
             for refusal in refusals:
-                form.add_error("images" if "images" in form.fields else None, refusal)
+                form.add_error("images", refusal)
         return render(request, "lesions/case.html", case_context(request, lesion, upload_form=form), status=400)
     saved, errors = 0, list(refusals)
     for upload in form.cleaned_data["images"]:
