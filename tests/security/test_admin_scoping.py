@@ -29,6 +29,8 @@ def clinic_a_objects(clinician, lesion):
     from django.contrib.auth import get_user_model
 
     capture = services.capture_create(request=None, user=clinician, lesion=lesion, data=lesion_image())
+    # Failed, so that a re-analyse action reaching it would visibly re-queue it.
+    capture.analyses.update(status=Analysis.Status.FAILED, error="decoder error")
     analysis = capture.analyses.get()
     histo = Histopathology.objects.create(lesion=lesion, in_situ=True)
     event = audit.record(request=None, user=clinician, action=AuditEvent.Action.VIEW, obj=lesion,
