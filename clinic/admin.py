@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
 from clinic import services
+from clinic.admin_scoping import ClinicScopedAdmin, SuperuserOnlyAdmin, restrict_to_superusers
 from clinic.models import AuditEvent, Clinic, Membership, Patient
 
 
@@ -15,24 +18,27 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Clinic)
-class ClinicAdmin(admin.ModelAdmin):
+class ClinicAdmin(SuperuserOnlyAdmin):
     list_display = ["name", "created_at"]
     search_fields = ["name"]
     inlines = [MembershipInline]
+    clinic_field = "id"  # how other admins scope their choices of clinic
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(SuperuserOnlyAdmin):
     list_display = ["user", "clinic", "role"]
     list_filter = ["clinic", "role"]
     search_fields = ["user__username", "clinic__name"]
     list_select_related = ["user", "clinic"]
+    clinic_field = "clinic_id"
 
 
 @admin.register(Patient)
-class PatientAdmin(admin.ModelAdmin):
+class PatientAdmin(ClinicScopedAdmin):
+    clinic_field = "clinic_id"
     list_display = ["identifier", "name", "clinic", "date_of_birth", "sex", "skin_type", "updated_at"]
-    list_filter = ["clinic", "sex", "skin_type"]
+    list_filter = [("clinic", admin.RelatedOnlyFieldListFilter), "sex", "skin_type"]
     search_fields = ["identifier", "name"]
     list_select_related = ["clinic"]
     readonly_fields = ["created_by", "created_at", "updated_at"]
@@ -49,7 +55,8 @@ class PatientAdmin(admin.ModelAdmin):
         services.patient_delete(request=request, user=request.user, patient=obj)
 
     @admin.action(description="Delete selected patients with all their images", permissions=["delete"])
-    def delete_with_files(self, request: HttpRequest, queryset) -> None:
+    def delete_with_files(self, request: HttpRequest, queryset) -> TemplateResponse | None:
+        queryset = self.get_queryset(request).filter(pk__in=queryset.values("pk"))
         if request.POST.get("confirm") != "yes":
             return TemplateResponse(request, "admin/confirm_patient_delete.html", {
                 "patients": queryset, "action": "delete_with_files", **self.admin_site.each_context(request),
@@ -59,10 +66,15 @@ class PatientAdmin(admin.ModelAdmin):
             services.patient_delete(request=request, user=request.user, patient=patient)
             count += 1
         messages.success(request, f"Deleted {count} patient(s) with their lesions, captures and images.")
+        return None
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ClinicScopedAdmin):
+    """Read-only for everyone, superusers included: the trail cannot be edited or deleted here."""
+
+    clinic_field = "clinic_id"
+    audit_views = False
     list_display = ["at", "username", "action", "object_type", "object_id", "object_repr", "clinic_id", "ip_address"]
     list_filter = ["action", "object_type", "at"]
     search_fields = ["username", "object_id", "object_repr", "ip_address"]
@@ -76,4 +88,16 @@ class AuditEventAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return request.user.is_superuser
+        return False
+
+
+# Whoever manages users, groups or the lockout tables can reach every clinic (or unlock an
+# attacker): superusers only.
+def _restrict_other_apps() -> None:
+    from axes.models import AccessAttempt, AccessFailureLog, AccessLog  # noqa: PLC0415 (axes' models need the app registry)
+
+    for model in (get_user_model(), Group, AccessAttempt, AccessLog, AccessFailureLog):
+        restrict_to_superusers(admin.site, model)
+
+
+_restrict_other_apps()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import cache
 
 from django.conf import settings
@@ -223,7 +224,8 @@ def compare_context(lesion: Lesion, a: str | None, b: str | None) -> dict:
     """Two captures (earlier, later), how to align them, neighbours for previous/next, and the timeline."""
     rows = selectors.captures_with_analysis(lesion)
     by_id = {row.capture.pk: i for i, row in enumerate(rows)}
-    chosen = sorted(by_id[int(x)] for x in (a, b) if x and x.isdigit() and int(x) in by_id)
+    # ASCII digits only: str.isdigit() accepts "²", which int() refuses.
+    chosen = sorted(by_id[int(x)] for x in (a, b) if x and re.fullmatch(r"[0-9]{1,18}", x) and int(x) in by_id)
     if len(chosen) != 2 or chosen[0] == chosen[1]:
         chosen = [len(rows) - 2, len(rows) - 1] if len(rows) >= 2 else []
     context = {"lesion": lesion, "patient": lesion.patient, "rows": rows, "pair": [rows[i] for i in chosen],

@@ -100,6 +100,8 @@ def capture_create(*, request: HttpRequest | None, user: Any, lesion: Lesion, da
     quality = capture_quality(clean.content)
     if mm_per_pixel is None and field_of_view_mm:
         mm_per_pixel = field_of_view_mm / clean.width
+    elif mm_per_pixel is not None:
+        mm_per_pixel *= clean.downscale  # given for the original; a stored pixel spans `downscale` of them
     stored_name = default_storage.save(f"captures/{random_name()}.{clean.extension}", ContentFile(clean.content))
     try:
         with transaction.atomic():
@@ -188,13 +190,58 @@ def capture_set_structures(*, request: HttpRequest | None, user: Any, capture: C
     return capture
 
 
-def delete_files_of_patient(patient: Patient, **_signal_kwargs: Any) -> list[str]:
-    """Remove every stored file of a patient's captures and analyses once the deletion commits
-    (a rolled-back deletion keeps its files); returns the names. Answers clinic's patient_deleting."""
+def _file_names(captures) -> list[str]:
     names: list[str] = []
-    for capture in Capture.objects.filter(lesion__patient=patient).prefetch_related("analyses"):
+    for capture in captures.prefetch_related("analyses"):
         names.extend(f.name for f in (capture.image, capture.thumbnail) if f)
         for analysis in capture.analyses.all():
-            names.extend(f.name for f in (analysis.mask, analysis.overlay, analysis.heatmap) if f)
-    transaction.on_commit(lambda: [default_storage.delete(name) for name in names])
+            names.extend(analysis_file_names(analysis))
     return names
+
+
+def analysis_file_names(analysis: Analysis) -> list[str]:
+    return [f.name for f in (analysis.mask, analysis.overlay, analysis.heatmap) if f]
+
+
+def delete_files_on_commit(names: list[str]) -> None:
+    """Remove stored files once the deletion that owned them commits (a rolled-back deletion
+    keeps its files). Must be called inside that deletion's transaction."""
+    transaction.on_commit(lambda: [default_storage.delete(name) for name in names])
+
+
+def delete_files_of_patient(patient: Patient, **_signal_kwargs: Any) -> list[str]:
+    """Remove every stored file of a patient's captures and analyses once the deletion commits;
+    returns the names. Answers clinic's patient_deleting."""
+    names = _file_names(Capture.objects.filter(lesion__patient=patient))
+    delete_files_on_commit(names)
+    return names
+
+
+def lesion_delete(*, request: HttpRequest | None, user: Any, lesion: Lesion) -> None:
+    """Delete a lesion with its captures, analyses and their stored files (after commit)."""
+    with transaction.atomic():
+        names = _file_names(Capture.objects.filter(lesion=lesion))
+        audit.record(request=request, user=user, action=AuditEvent.Action.DELETE, obj=lesion,
+                     clinic_id=lesion.patient.clinic_id, detail={"files_removed": len(names)})
+        delete_files_on_commit(names)
+        lesion.delete()
+
+
+def capture_delete(*, request: HttpRequest | None, user: Any, capture: Capture) -> None:
+    """Delete a capture with its analyses and their stored files (after commit)."""
+    with transaction.atomic():
+        names = _file_names(Capture.objects.filter(pk=capture.pk))
+        audit.record(request=request, user=user, action=AuditEvent.Action.DELETE, obj=capture,
+                     clinic_id=capture.lesion.patient.clinic_id, detail={"files_removed": len(names)})
+        delete_files_on_commit(names)
+        capture.delete()
+
+
+def analysis_delete(*, request: HttpRequest | None, user: Any, analysis: Analysis) -> None:
+    """Delete one analysis and its mask, overlay and heat map (after commit)."""
+    with transaction.atomic():
+        names = analysis_file_names(analysis)
+        audit.record(request=request, user=user, action=AuditEvent.Action.DELETE, obj=analysis,
+                     clinic_id=analysis.capture.lesion.patient.clinic_id, detail={"files_removed": len(names)})
+        delete_files_on_commit(names)
+        analysis.delete()

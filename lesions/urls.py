@@ -18,6 +18,7 @@ urlpatterns = [
     path("lesions/<int:pk>/assessment/", views.lesion_assessment, name="lesion_assessment"),
     path("lesions/<int:pk>/histopathology/", views.lesion_histopathology, name="lesion_histopathology"),
     path("lesions/<int:pk>/statuses.json", views.lesion_statuses, name="lesion_statuses"),
+    path("captures/<int:pk>/card/", views.capture_card, name="capture_card"),
     path("captures/<int:pk>/structures/", views.capture_structures, name="capture_structures"),
     path("captures/<int:pk>/image/<str:kind>/", views.capture_image, name="capture_image"),
 ]

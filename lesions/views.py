@@ -15,9 +15,10 @@ from django.views.decorators.http import require_GET, require_POST
 
 from clinic import audit
 from clinic.csv_cells import safe_row
+from clinic.middleware import idle_seconds, passive_request
 from clinic.models import AuditEvent
 from clinic.selectors import clinics_for, patient_for
-from lesions import recalls, selectors, services
+from lesions import recalls, selectors, services, uploads
 from lesions.forms import (
     AssessmentForm,
     CaptureMetadataForm,
@@ -45,6 +46,9 @@ def lesion_create(request: HttpRequest, patient_pk: int) -> HttpResponse:
         lesion = services.lesion_create(request=request, user=request.user, patient=patient, data=form.cleaned_data)
         messages.success(request, f"Lesion '{lesion.label}' added.")
         return redirect("lesion_case", pk=lesion.pk)
+    if request.method == "GET":
+        audit.record(request=request, user=request.user, action=AuditEvent.Action.VIEW, obj=patient,
+                     clinic_id=patient.clinic_id, detail={"page": "new lesion"})
     return render(request, "lesions/lesion_form.html", {"form": form, "patient": patient, **body_map_inputs(form)})
 
 
@@ -56,6 +60,9 @@ def lesion_edit(request: HttpRequest, pk: int) -> HttpResponse:
         services.lesion_update(request=request, user=request.user, lesion=lesion, changed=form.changed_data)
         messages.success(request, "Lesion updated.")
         return redirect("lesion_case", pk=lesion.pk)
+    if request.method == "GET":
+        audit.record(request=request, user=request.user, action=AuditEvent.Action.VIEW, obj=lesion,
+                     clinic_id=lesion.patient.clinic_id, detail={"page": "edit"})
     return render(request, "lesions/lesion_form.html",
                   {"form": form, "patient": lesion.patient, "lesion": lesion, **body_map_inputs(form)})
 
@@ -78,9 +85,14 @@ def lesion_report(request: HttpRequest, pk: int) -> HttpResponse:
 def capture_upload(request: HttpRequest, pk: int) -> HttpResponse:
     lesion = selectors.lesion_for(request.user, pk)
     form = CaptureUploadForm(request.POST, request.FILES)
-    if not form.is_valid():
+    refusals = uploads.refusals_of(request)  # files refused while the request streamed in
+    if uploads.whole_request_refused(request) or not form.is_valid():
+        if refusals:
+            form.errors.pop("images", None)
+            for refusal in refusals:
+                form.add_error("images", refusal)
         return render(request, "lesions/case.html", case_context(lesion, upload_form=form), status=400)
-    saved, errors = 0, []
+    saved, errors = 0, list(refusals)
     for upload in form.cleaned_data["images"]:
         try:
             services.capture_create(
@@ -105,6 +117,9 @@ def webcam_capture(request: HttpRequest, pk: int) -> JsonResponse:
     """The webcam page posts the still as a multipart blob (with the CSRF token header)."""
     lesion = selectors.lesion_for(request.user, pk)
     meta = CaptureMetadataForm(request.POST)
+    refusals = uploads.refusals_of(request)
+    if refusals:
+        return JsonResponse({"ok": False, "error": " ".join(refusals)}, status=400)
     upload = request.FILES.get("image")
     if upload is None:
         return JsonResponse({"ok": False, "error": "No image was received."}, status=400)
@@ -159,9 +174,24 @@ def lesion_histopathology(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_GET
+@passive_request
 def lesion_statuses(request: HttpRequest, pk: int) -> JsonResponse:
+    """The case page's polling: not an audited view and not activity. `poll` turns false once the
+    clinician has been idle STATUS_POLL_MAX_SECONDS, so an unattended page stops asking."""
     lesion = selectors.lesion_for(request.user, pk)
-    return JsonResponse({"analyses": selectors.analysis_statuses(lesion)})
+    return JsonResponse({"analyses": selectors.analysis_statuses(lesion),
+                         "poll": idle_seconds(request) < settings.STATUS_POLL_MAX_SECONDS})
+
+
+@require_GET
+@passive_request
+def capture_card(request: HttpRequest, pk: int) -> HttpResponse:
+    """One capture's card and the lesion's note, for the case page to swap in when an analysis
+    finishes: part of the case page already viewed (and audited), so no second "viewed" row."""
+    capture = selectors.capture_for(request.user, pk)
+    context = case_context(request, capture.lesion)
+    context["rows"] = [row for row in context["rows"] if row.capture.pk == capture.pk]
+    return render(request, "lesions/capture_card.html", context)
 
 
 @require_GET

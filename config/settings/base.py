@@ -27,6 +27,7 @@ def _secret_key_from_var() -> str:
 
 
 SECRET_KEY = env.str("SECRET_KEY", default="") or _secret_key_from_var()
+PRODUCTION = False  # True in config.settings.production; demo seeding refuses to run there
 DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -46,10 +47,13 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "lesions.uploads.UploadLimitsMiddleware",
+    "clinic.middleware.RejectNulCharactersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "clinic.middleware.IdleSessionTimeoutMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -96,16 +100,29 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "worklist"
 LOGOUT_REDIRECT_URL = "login"
 
-# Sessions end after inactivity: the cookie is refreshed on each request.
+# Sessions end after inactivity (clinic.middleware.IdleSessionTimeoutMiddleware): the session is
+# saved when the clinician does something, never by the page's own status polling, which stops
+# asking after STATUS_POLL_MAX_SECONDS without activity.
 SESSION_COOKIE_AGE = env.int("SESSION_IDLE_TIMEOUT_MINUTES", default=30) * 60
-SESSION_SAVE_EVERY_REQUEST = True
+SESSION_SAVE_EVERY_REQUEST = False
+STATUS_POLL_MAX_SECONDS = env.int("STATUS_POLL_MAX_SECONDS", default=10 * 60)
+# Flash messages name patients ("Patient Ada Example created."): kept in the session, not in a cookie.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 
-# django-axes: lock an account+IP after repeated failures (https://django-axes.readthedocs.io).
+# Reverse proxies in front of the app that append to X-Forwarded-For (0: none, the app is reached
+# directly and the header is ignored). The audit trail and the login lockout read the client
+# address through clinic.client_address.client_ip, which trusts exactly this many hops.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+
+# django-axes: lock a username+address pair after repeated failures (https://django-axes.readthedocs.io),
+# so one person failing from one address locks neither the account elsewhere nor other clinicians
+# behind the same proxy. The address is the real client's, resolved as above.
+AXES_CLIENT_IP_CALLABLE = "clinic.client_address.client_ip"
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=0.5)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
@@ -154,11 +171,23 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
-# Uploads: checked by content (lesions/images.py).
+# Uploads: limits enforced while the request streams in (lesions/uploads.py), then checked by
+# content (lesions/images.py). Each limit is inclusive: a file of exactly UPLOAD_MAX_BYTES passes.
 UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=20 * 1024 * 1024)
+UPLOAD_MAX_FILES = env.int("UPLOAD_MAX_FILES", default=10)
+# Declared request size refused before reading: every file at its limit plus the form's fields.
+UPLOAD_MAX_REQUEST_BYTES = env.int("UPLOAD_MAX_REQUEST_BYTES", default=UPLOAD_MAX_FILES * UPLOAD_MAX_BYTES + 1024 * 1024)
 UPLOAD_MAX_PIXELS = env.int("UPLOAD_MAX_PIXELS", default=40_000_000)
+# Pixels decoded at full size per image (about 50 MB as RGB); larger JPEGs are decoded at 1/2..1/8.
+UPLOAD_MAX_DECODE_PIXELS = env.int("UPLOAD_MAX_DECODE_PIXELS", default=16_000_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 1024 * 1024
+DATA_UPLOAD_MAX_NUMBER_FILES = UPLOAD_MAX_FILES + 1  # Django's own backstop, past our clearer refusal
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+FILE_UPLOAD_HANDLERS = [
+    "lesions.uploads.UploadLimitsHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 
 # Celery. Default: kombu's filesystem transport under var/broker, so a laptop needs no server.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")

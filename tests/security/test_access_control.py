@@ -99,12 +99,13 @@ def test_other_clinics_objects_are_404_for_every_view(client_logged_in, other_cl
 
 
 POST_ONLY = {"logout", "analysis_retry"}
+STAFF_ONLY = {"healthz_detail"}  # 403 for clinicians: tests/security/test_no_phi_leaks.py
 
 
 def test_own_objects_are_reachable(client_logged_in, own_objects):
     for pattern in app_url_patterns():
-        if pattern.name in PUBLIC | POST_ONLY or pattern.name.endswith(("_upload", "_webcam", "_structures", "_assessment",
-                                                            "_histopathology")):
+        if pattern.name in PUBLIC | POST_ONLY | STAFF_ONLY or pattern.name.endswith(
+                ("_upload", "_webcam", "_structures", "_assessment", "_histopathology")):
             continue
         url = reverse(pattern.name, kwargs=kwargs_for(pattern, own_objects))
         response = client_logged_in.get(url)
