@@ -6,7 +6,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from clinic.models import AuditEvent
+from clinic.models import ApiToken, AuditEvent
 
 
 def client_ip(request: HttpRequest | None) -> str | None:
@@ -20,6 +20,9 @@ def client_ip(request: HttpRequest | None) -> str | None:
 def record(*, request: HttpRequest | None, user: Any, action: str, obj: Any, clinic_id: int | None,
            detail: dict | None = None) -> AuditEvent:
     user = user if user is not None and getattr(user, "is_authenticated", False) else None
+    token = getattr(request, "auth", None)  # a REST API request names the token it came with
+    if isinstance(token, ApiToken):
+        detail = {**(detail or {}), "api_token": token.prefix}
     return AuditEvent.objects.create(
         user=user,
         username=user.get_username() if user else "",
