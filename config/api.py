@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.decorators import login_not_required, login_required
 from django.http import HttpRequest, JsonResponse
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
-from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.authentication import SessionAuthentication
+from rest_framework.permissions import AllowAny, IsAuthenticated
 
 from clinic.api.urls import urlpatterns as clinic_api
 from lesions.api.urls import urlpatterns as lesions_api
@@ -34,7 +34,7 @@ class DocsView(SpectacularSwaggerSplitView):
 
 urlpatterns = [
     path("api/v1/schema/", login_not_required(SchemaView.as_view()), name="api_schema"),
-    path("api/v1/docs/", DocsView.as_view(url_name="api_schema"), name="api_docs"),
+    path("api/v1/docs/", login_required(DocsView.as_view(url_name="api_schema")), name="api_docs"),
     path("api/v1/", include((clinic_api + lesions_api, "api"))),
     re_path(r"^api/(?P<path>.*)$", not_found),
 ]

@@ -130,3 +130,20 @@ def analysis_worker(django_db_setup, django_db_blocker, media_root, tmp_path_fac
     proc = start_worker(env=env, name="e2e", log_path=log, purge=True)
     yield proc
     stop_process(proc)
+
+
+@pytest.fixture
+def api_token(clinician, clinic) -> str:
+    """A plaintext API token of clinic A acting as alice."""
+    from clinic.services import api_token_create
+
+    return api_token_create(request=None, created_by=None, clinic=clinic, user=clinician, name="Dermoscope 1").plaintext
+
+
+@pytest.fixture
+def api_client(api_token):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_token}")
+    return client

@@ -89,7 +89,13 @@ class CaptureUploadSerializer(serializers.Serializer):
         return {**attrs, **form.cleaned_data}
 
 
+# PostgreSQL's integer range, stated here so that the schema does not depend on the database.
+INTEGER_MAX = 2_147_483_647
+
+
 class HistopathologySerializer(serializers.ModelSerializer):
+    mitotic_rate_per_mm2 = serializers.IntegerField(min_value=0, max_value=INTEGER_MAX, allow_null=True,
+                                                    required=False, label="Mitotic rate (/mm²)")
     stage_note = serializers.SerializerMethodField(help_text="The lesion's note from this report (AJCC 8th "
                                                              "edition stage where complete).")
 
