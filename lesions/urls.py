@@ -16,4 +16,5 @@ urlpatterns = [
     path("lesions/<int:pk>/statuses.json", views.lesion_statuses, name="lesion_statuses"),
     path("captures/<int:pk>/structures/", views.capture_structures, name="capture_structures"),
     path("captures/<int:pk>/image/<str:kind>/", views.capture_image, name="capture_image"),
+    path("captures/<int:pk>/dicom/<str:kind>/", views.capture_dicom, name="capture_dicom"),
 ]

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 from clinic import audit
 from clinic.models import AuditEvent
 from clinic.selectors import patient_for
-from lesions import selectors, services
+from lesions import dicom, selectors, services
 from lesions.forms import (
     AssessmentForm,
     CaptureMetadataForm,
@@ -176,6 +176,31 @@ def capture_image(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
                                     content_type="image/png" if name.endswith(".png") else "image/jpeg")
         except FileNotFoundError:
             raise Http404 from None
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+DICOM_EXPORTS = {"original": dicom.capture_dicom, "overlay": dicom.overlay_dicom}
+
+
+@require_GET
+def capture_dicom(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
+    """The capture (or its analysis overlay) as a DICOM file to file in a PACS; audited as a download."""
+    if kind not in DICOM_EXPORTS:
+        raise Http404
+    capture = selectors.capture_for(request.user, pk)
+    try:
+        data = DICOM_EXPORTS[kind](capture)
+    except (dicom.NoOverlay, FileNotFoundError):
+        raise Http404 from None
+    audit.record(request=request, user=request.user, action=AuditEvent.Action.DOWNLOAD, obj=capture,
+                 clinic_id=capture.lesion.patient.clinic_id, detail={"format": "dicom", "image": kind})
+    return dicom_response(data, dicom.file_name(capture, kind))
+
+
+def dicom_response(data: bytes, name: str) -> HttpResponse:
+    response = HttpResponse(data, content_type="application/dicom")
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
     response["Cache-Control"] = "private, no-store"
     return response
 

@@ -4,12 +4,21 @@ import os
 
 import pytest
 from django.conf import settings
-from django.test import Client
+from django.test import Client, testcases
 
 from tests.factories import ClinicFactory, LesionFactory, MembershipFactory, PatientFactory, UserFactory
 from tests.support.processes import start_worker, stop_process
 
 SERVICE_SKIP_TAG = "[needs-service]"
+
+
+def _no_public_media(app):
+    return app
+
+
+# Django's live server would publish MEDIA_ROOT under MEDIA_URL; patient images are never public
+# here (MEDIA_URL is None), so every live server serves the application alone, as gunicorn does.
+testcases._MediaFilesHandler = _no_public_media
 
 
 def using_postgres() -> bool:

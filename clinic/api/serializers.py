@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from clinic.api.fields import StrictCharField, StrictModelSerializer
 from clinic.models import Patient
 
 
-class PatientSerializer(serializers.ModelSerializer):
+class PatientSerializer(StrictModelSerializer):
     class Meta:
         model = Patient
         fields = ["id", "identifier", "name", "date_of_birth", "sex", "skin_type", "notes", "created_at",
@@ -24,5 +25,5 @@ class PatientSerializer(serializers.ModelSerializer):
 
 
 class PatientSearchSerializer(serializers.Serializer):
-    q = serializers.CharField(required=False, allow_blank=True, max_length=200,
+    q = StrictCharField(required=False, allow_blank=True, max_length=200,
                               help_text="Start of the identifier, or part of the name.")

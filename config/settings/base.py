@@ -216,6 +216,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "clinic.api.schema.ApiAutoSchema",
+    "DEFAULT_METADATA_CLASS": None,  # no OPTIONS self-description: the OpenAPI schema is the description
     "DEFAULT_THROTTLE_RATES": {
         "api_token": env.str("API_RATE_LIMIT", default="600/minute"),
         "api_upload": env.str("API_UPLOAD_RATE_LIMIT", default="120/minute"),

@@ -4,13 +4,14 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from clinic.api.fields import StrictIntegerField, StrictModelSerializer
 from lesions.forms import CaptureMetadataForm
 from lesions.models import Analysis, Capture, Histopathology, Lesion
 
 ABCD_KEYS = ("asymmetry", "border", "colours", "diameter", "tds", "change")
 
 
-class LesionSerializer(serializers.ModelSerializer):
+class LesionSerializer(StrictModelSerializer):
     class Meta:
         model = Lesion
         fields = ["id", "patient", "label", "body_site", "status", "notes", "clinical_diagnosis", "decision",
@@ -18,7 +19,7 @@ class LesionSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "patient", "assessed_at", "created_at", "updated_at"]
 
 
-class AnalysisSerializer(serializers.ModelSerializer):
+class AnalysisSerializer(StrictModelSerializer):
     melanoma_probability = serializers.FloatField(source="probability", read_only=True, allow_null=True,
                                                   help_text="The classifier's score, 0–1; decision support only.")
     threshold = serializers.FloatField(read_only=True, allow_null=True,
@@ -42,7 +43,7 @@ class AnalysisSerializer(serializers.ModelSerializer):
         return {key: analysis.features.get(key) for key in ABCD_KEYS if key in analysis.features}
 
 
-class CaptureSerializer(serializers.ModelSerializer):
+class CaptureSerializer(StrictModelSerializer):
     latest_analysis = serializers.SerializerMethodField()
 
     class Meta:
@@ -69,15 +70,16 @@ class CaptureUploadSerializer(serializers.Serializer):
     image = serializers.FileField(help_text="JPEG or PNG; checked by content, re-encoded without metadata.")
     modality = serializers.ChoiceField(choices=Capture.Modality.choices, default=Capture.Modality.DERMOSCOPIC)
     device = serializers.CharField(max_length=120, required=False, allow_blank=True, default="")
-    mm_per_pixel = serializers.FloatField(required=False, allow_null=True, default=None,
+    # Optional fields are left out rather than sent empty (the schema's types hold for what is sent).
+    mm_per_pixel = serializers.FloatField(required=False, default=None,
                                           min_value=_form_bound("mm_per_pixel", "min_value"),
                                           max_value=_form_bound("mm_per_pixel", "max_value"),
                                           help_text="Pixel spacing in mm per pixel, when the device knows it.")
-    field_of_view_mm = serializers.FloatField(required=False, allow_null=True, default=None,
+    field_of_view_mm = serializers.FloatField(required=False, default=None,
                                               min_value=_form_bound("field_of_view_mm", "min_value"),
                                               max_value=_form_bound("field_of_view_mm", "max_value"),
                                               help_text="…or the field of view across the image, in mm.")
-    taken_at = serializers.DateTimeField(required=False, allow_null=True, default=None,
+    taken_at = serializers.DateTimeField(required=False, default=None,
                                          help_text="When the picture was taken (default: when it arrives).")
 
     def validate(self, attrs: dict) -> dict:
@@ -93,8 +95,8 @@ class CaptureUploadSerializer(serializers.Serializer):
 INTEGER_MAX = 2_147_483_647
 
 
-class HistopathologySerializer(serializers.ModelSerializer):
-    mitotic_rate_per_mm2 = serializers.IntegerField(min_value=0, max_value=INTEGER_MAX, allow_null=True,
+class HistopathologySerializer(StrictModelSerializer):
+    mitotic_rate_per_mm2 = StrictIntegerField(min_value=0, max_value=INTEGER_MAX, allow_null=True,
                                                     required=False, label="Mitotic rate (/mm²)")
     stage_note = serializers.SerializerMethodField(help_text="The lesion's note from this report (AJCC 8th "
                                                              "edition stage where complete).")

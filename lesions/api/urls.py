@@ -9,5 +9,7 @@ urlpatterns = [
     path("lesions/<int:pk>/histopathology/", views.LesionHistopathology.as_view(), name="lesion-histopathology"),
     path("captures/<int:pk>/", views.CaptureDetail.as_view(), name="capture-detail"),
     path("captures/<int:pk>/analyses/", views.CaptureAnalyses.as_view(), name="capture-analyses"),
+    path("captures/<int:pk>/dicom/", views.CaptureDicom.as_view(), name="capture-dicom"),
+    path("captures/<int:pk>/overlay/dicom/", views.OverlayDicom.as_view(), name="capture-overlay-dicom"),
     path("analyses/<int:pk>/", views.AnalysisDetail.as_view(), name="analysis-detail"),
 ]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Prefetch
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
 from rest_framework.exceptions import NotFound, ValidationError
@@ -21,7 +23,7 @@ from clinic.api.base import TokenApiMixin
 from clinic.api.throttling import TokenRateThrottle, TokenUploadThrottle
 from clinic.models import AuditEvent
 from clinic.selectors import patient_for
-from lesions import selectors, services
+from lesions import dicom, selectors, services
 from lesions.api.serializers import (
     AnalysisSerializer,
     CaptureSerializer,
@@ -31,6 +33,7 @@ from lesions.api.serializers import (
 )
 from lesions.forms import HistopathologyForm
 from lesions.models import Analysis, Capture, Histopathology, Lesion
+from lesions.views import DICOM_EXPORTS, dicom_response
 
 ASSESSMENT_FIELDS = ("clinical_diagnosis", "decision")
 
@@ -192,3 +195,31 @@ class LesionHistopathology(TokenApiMixin, generics.GenericAPIView):
                                                         changed=form.changed_data)
         return Response(self.get_serializer(histopathology).data,
                         status=status.HTTP_200_OK if existing else status.HTTP_201_CREATED)
+
+
+class CaptureDicom(TokenApiMixin, generics.GenericAPIView):
+    """The capture as a DICOM file: a Dermoscopic Photography Image (Supplement 221) for dermoscopic
+    captures, a VL Photographic Image otherwise; patient and study identifiers, body site code,
+    acquisition time and pixel spacing where known."""
+
+    image = "original"
+
+    @extend_schema(responses={(200, "application/dicom"): OpenApiTypes.BINARY})
+    def get(self, request: Request, pk: int) -> HttpResponse:
+        capture = selectors.capture_for(request.user, pk)
+        try:
+            data = DICOM_EXPORTS[self.image](capture)
+        except dicom.NoOverlay:
+            raise NotFound("This capture has no finished analysis with an overlay yet.") from None
+        except FileNotFoundError:
+            raise NotFound("The stored image is missing.") from None
+        audit.record(request=request, user=request.user, action=AuditEvent.Action.DOWNLOAD, obj=capture,
+                     clinic_id=capture.lesion.patient.clinic_id, detail={"format": "dicom", "image": self.image})
+        return dicom_response(data, dicom.file_name(capture, self.image))
+
+
+class OverlayDicom(CaptureDicom):
+    """The newest finished analysis's outline overlay as a DICOM Secondary Capture, derived from
+    the capture and in the same study."""
+
+    image = "overlay"

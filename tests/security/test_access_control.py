@@ -207,6 +207,9 @@ def test_own_records_are_reachable_on_every_api_route(api_token, own_objects):
     from lesions.models import Histopathology
 
     Histopathology.objects.create(lesion=own_objects["lesion"], in_situ=True)
+    analysis = own_objects["analysis"]
+    analysis.status, analysis.overlay = "done", own_objects["capture"].image.name  # an overlay to export
+    analysis.save()
     client = api_client_for(api_token)
     for name, pattern in api_url_patterns():
         url = reverse(name, kwargs=kwargs_for(pattern, own_objects))
