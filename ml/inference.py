@@ -47,6 +47,9 @@ class ImageAnalysis:
     heatmap: np.ndarray | None  # H×W×3 uint8, class activation map blended over the image
     features: dict
     timings: dict[str, float] = field(default_factory=dict)
+    # The classifier's image embedding: the input of its final Dense layer, L2-normalised
+    # (float32). For finding similar images; None where the classifier has no Dense head.
+    embedding: np.ndarray | None = None
 
 
 def _configure_threads() -> None:
@@ -86,6 +89,7 @@ class Analyzer:
         self.seg_tta = bool(self.manifest["segmenter"].get("tta", False))
         self._segment = tf.function(lambda x: self.segmenter(x, training=False), reduce_retracing=True)
         self._classify_with_cam = tf.function(self._classify_and_cam, reduce_retracing=True)
+        self._embed = _embedding_model(self.classifier)
 
     @property
     def version(self) -> str:
@@ -137,6 +141,20 @@ class Analyzer:
         prob, cam = self._classify_with_cam(batch)
         return prob.numpy().astype(float), cam.numpy()
 
+    def embed_batch(self, images: list[np.ndarray], masks: list[np.ndarray]) -> list[np.ndarray | None]:
+        """Image embeddings (the final Dense layer's input, L2-normalised), as the classifier sees
+        the images (same crop, masking and flip averaging)."""
+        if self._embed is None:
+            return [None] * len(images)
+        if self.variant != "image":
+            images = [apply_mask(img, m) for img, m in zip(images, masks)]
+        batch = np.stack([resize_image(img, self.cls_size, crop=True) for img in images]).astype(np.float32)
+        vectors = np.asarray(self._embed(batch, training=False), np.float32)
+        if self.tta:
+            vectors = (vectors + np.asarray(self._embed(batch[:, :, ::-1], training=False), np.float32)) / 2
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True) + 1e-12
+        return list(vectors)
+
     def analyze_batch(self, images: list[np.ndarray], mm_per_pixel: list[float | None] | None = None,
                       *, features: bool = True, heatmaps: bool = True) -> list[ImageAnalysis]:
         spacing = mm_per_pixel or [None] * len(images)
@@ -144,9 +162,10 @@ class Analyzer:
         masks = self.segment_batch(images)
         t1 = time.perf_counter()
         probs, cams = self.classify_batch(images, masks)
+        embeddings = self.embed_batch(images, masks)
         t2 = time.perf_counter()
         results = []
-        for img, mask, prob, cam, mm in zip(images, masks, probs, cams, spacing):
+        for img, mask, prob, cam, mm, vector in zip(images, masks, probs, cams, spacing, embeddings):
             f0 = time.perf_counter()
             feats = measure(img, mask, mm) if features and mask.any() else {}
             f1 = time.perf_counter()
@@ -154,7 +173,7 @@ class Analyzer:
             heat = heatmap_overlay(img, _uncrop_cam(cam, img.shape[:2], self.cls_size)) if heatmaps else None
             f2 = time.perf_counter()
             results.append(ImageAnalysis(mask=mask, probability=float(prob), overlay=overlay, heatmap=heat,
-                                         features=feats, timings={
+                                         features=feats, embedding=vector, timings={
                                              "segmentation_s": (t1 - t0) / len(images),
                                              "classification_s": (t2 - t1) / len(images),
                                              "features_s": f1 - f0, "rendering_s": f2 - f1}))
@@ -162,6 +181,17 @@ class Analyzer:
 
     def analyze(self, image: np.ndarray, mm_per_pixel: float | None = None) -> ImageAnalysis:
         return self.analyze_batch([image], [mm_per_pixel])[0]
+
+
+def _embedding_model(classifier):
+    """A model from the classifier's input to the input of its last Dense layer (the penultimate
+    representation), found by layer type so that any backbone with a Dense head works."""
+    import keras
+
+    dense = [layer for layer in classifier.layers if isinstance(layer, keras.layers.Dense)]
+    if not dense:
+        return None
+    return keras.Model(classifier.inputs, dense[-1].input)
 
 
 def _uncrop_cam(cam: np.ndarray, image_size: tuple[int, int], model_size: tuple[int, int]) -> np.ndarray:

@@ -3,6 +3,7 @@ from __future__ import annotations
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.utils import html
 
 from clinic.api.fields import StrictIntegerField, StrictModelSerializer
 from lesions.forms import CaptureMetadataForm
@@ -64,6 +65,24 @@ def _form_bound(name: str, attribute: str) -> float:
     return getattr(CaptureMetadataForm.base_fields[name], attribute)
 
 
+class SentMeansValid:
+    """A multipart field sent empty is refused, not taken as left out (DRF's form default):
+    the schema says what a sent value must be."""
+
+    def get_value(self, dictionary):
+        if html.is_html_input(dictionary) and dictionary.get(self.field_name) == "":
+            return ""
+        return super().get_value(dictionary)
+
+
+class OptionalFloat(SentMeansValid, serializers.FloatField):
+    pass
+
+
+class OptionalDateTime(SentMeansValid, serializers.DateTimeField):
+    pass
+
+
 class CaptureUploadSerializer(serializers.Serializer):
     """Multipart upload: the image and the same metadata as the web form."""
 
@@ -71,15 +90,15 @@ class CaptureUploadSerializer(serializers.Serializer):
     modality = serializers.ChoiceField(choices=Capture.Modality.choices, default=Capture.Modality.DERMOSCOPIC)
     device = serializers.CharField(max_length=120, required=False, allow_blank=True, default="")
     # Optional fields are left out rather than sent empty (the schema's types hold for what is sent).
-    mm_per_pixel = serializers.FloatField(required=False, default=None,
+    mm_per_pixel = OptionalFloat(required=False, default=None,
                                           min_value=_form_bound("mm_per_pixel", "min_value"),
                                           max_value=_form_bound("mm_per_pixel", "max_value"),
                                           help_text="Pixel spacing in mm per pixel, when the device knows it.")
-    field_of_view_mm = serializers.FloatField(required=False, default=None,
+    field_of_view_mm = OptionalFloat(required=False, default=None,
                                               min_value=_form_bound("field_of_view_mm", "min_value"),
                                               max_value=_form_bound("field_of_view_mm", "max_value"),
                                               help_text="…or the field of view across the image, in mm.")
-    taken_at = serializers.DateTimeField(required=False, default=None,
+    taken_at = OptionalDateTime(required=False, default=None,
                                          help_text="When the picture was taken (default: when it arrives).")
 
     def validate(self, attrs: dict) -> dict:

@@ -18,7 +18,7 @@ from tests.factories import LesionFactory, PatientFactory, lesion_image
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-MAX_EXAMPLES = 15
+MAX_EXAMPLES = 10
 TIME_CAP_S = 420
 # The schema cannot say that an upload must be a decodable JPEG/PNG, that an identifier must be
 # new in the clinic, or the clinical rules the forms check (Breslow thickness unless in situ):
