@@ -149,11 +149,10 @@ class Analyzer:
         if self.variant != "image":
             images = [apply_mask(img, m) for img, m in zip(images, masks)]
         batch = np.stack([resize_image(img, self.cls_size, crop=True) for img in images]).astype(np.float32)
-        vectors = np.asarray(self._embed(batch, training=False), np.float32)
+        vectors = np.array(self._embed(batch, training=False), np.float32)
         if self.tta:
-            vectors = (vectors + np.asarray(self._embed(batch[:, :, ::-1], training=False), np.float32)) / 2
-        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True) + 1e-12
-        return list(vectors)
+            vectors = (vectors + np.array(self._embed(batch[:, :, ::-1], training=False), np.float32)) / 2
+        return list(vectors / (np.linalg.norm(vectors, axis=1, keepdims=True) + 1e-12))
 
     def analyze_batch(self, images: list[np.ndarray], mm_per_pixel: list[float | None] | None = None,
                       *, features: bool = True, heatmaps: bool = True) -> list[ImageAnalysis]:
