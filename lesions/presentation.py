@@ -12,6 +12,7 @@ from lesions import selectors, stage_note
 from lesions.evolution import Change, compare
 from lesions.forms import AssessmentForm, CaptureUploadForm, HistopathologyForm, StructuresForm
 from lesions.models import Lesion
+from lesions.similar import similar_confirmed_cases
 from lesions.staging import StagingError, stage
 
 
@@ -66,6 +67,8 @@ def case_context(request: HttpRequest, lesion: Lesion, **forms) -> dict:
     for before, after in zip(rows, rows[1:]):
         changes[after.capture.pk] = change_between(before, after)
     histo = selectors.histopathology_of(lesion)
+    embedded = [r for r in rows if r.analysis and r.analysis.status == "done" and r.analysis.embedding]
+    similar = similar_confirmed_cases(embedded[-1].capture, embedded[-1].analysis) if embedded else []
     return {
         "lesion": lesion,
         "patient": lesion.patient,
@@ -79,4 +82,6 @@ def case_context(request: HttpRequest, lesion: Lesion, **forms) -> dict:
         "structures_form_class": StructuresForm,
         "decision_support": stage_note.DECISION_SUPPORT,
         "growth_flag_fraction": settings.LESION_GROWTH_FLAG_FRACTION,
+        "similar_cases": similar,
+        "similar_to": embedded[-1].capture if embedded else None,
     }

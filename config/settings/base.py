@@ -203,6 +203,8 @@ ANALYSIS_MAX_ATTEMPTS = env.int("ANALYSIS_MAX_ATTEMPTS", default=3)
 ANALYSIS_STUCK_AFTER_SECONDS = env.int("ANALYSIS_STUCK_AFTER_SECONDS", default=600)
 ML_MODELS_DIR = env.str("ML_MODELS_DIR", default=str(BASE_DIR / "ml" / "models"))
 LESION_GROWTH_FLAG_FRACTION = env.float("LESION_GROWTH_FLAG_FRACTION", default=0.2)
+# Similar confirmed cases: each web process rebuilds a clinic's index when older than this.
+SIMILAR_INDEX_MAX_AGE_S = env.int("SIMILAR_INDEX_MAX_AGE_S", default=300)
 
 # Cache: rate limits of the REST API count here. The default is per process; several web
 # processes share counts through Redis, e.g. CACHE_URL=redis://127.0.0.1:6379/1.
