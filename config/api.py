@@ -32,6 +32,7 @@ class DocsView(SpectacularSwaggerSplitView):
     # both served from here, so the strict CSP (script-src 'self') holds.
     authentication_classes = [SessionAuthentication]
     permission_classes = [IsAuthenticated]
+    template_name = "api/docs.html"
 
 
 urlpatterns = [
