@@ -80,17 +80,36 @@ def build_index(clinic_id: int, model_version: str) -> ClinicIndex:
 
 
 _indexes: dict[tuple[int, str], ClinicIndex] = {}
+_rebuilding: set[tuple[int, str]] = set()
 _lock = threading.Lock()
 
 
 def index_for(clinic_id: int, model_version: str) -> ClinicIndex:
+    """The clinic's index: built on first use; once older than SIMILAR_INDEX_MAX_AGE_S it is
+    rebuilt in a background thread while the old one keeps answering (a rebuild reads every
+    confirmed embedding of the clinic, too slow to make a page wait for)."""
     key = (clinic_id, model_version)
     index = _indexes.get(key)
-    if index is None or time.monotonic() - index.built_at > settings.SIMILAR_INDEX_MAX_AGE_S:
+    if index is None:
+        index = _indexes[key] = build_index(clinic_id, model_version)
+    elif time.monotonic() - index.built_at > settings.SIMILAR_INDEX_MAX_AGE_S:
         with _lock:
-            index = build_index(clinic_id, model_version)
-            _indexes[key] = index
+            start = key not in _rebuilding
+            _rebuilding.add(key)
+        if start:
+            threading.Thread(target=_rebuild, args=(key,), daemon=True, name=f"similar-index-{clinic_id}").start()
     return index
+
+
+def _rebuild(key: tuple[int, str]) -> None:
+    from django.db import connection
+
+    try:
+        _indexes[key] = build_index(*key)
+    finally:
+        with _lock:
+            _rebuilding.discard(key)
+        connection.close()  # this thread's own connection
 
 
 def forget_indexes() -> None:

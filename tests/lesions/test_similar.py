@@ -104,3 +104,22 @@ def test_the_benchmark_script_writes_its_json(tmp_path):
                     "--dims", "32", "--out", str(out)], check=True, capture_output=True, timeout=120)
     run = json.loads(out.read_text())["runs"][0]
     assert run["captures"] == 2000 and run["dim"] == 32 and run["search_ms"]["count"] == 20
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stale_index_answers_while_it_is_rebuilt(settings, clinic):
+    import time
+
+    patient = PatientFactory(clinic=clinic)
+    confirmed = LesionFactory(patient=patient, clinical_diagnosis="Dermatofibroma")
+    first = analysed_capture(confirmed, unit(1, 0))
+    version = Analysis.objects.get(capture=first).model_version
+    index = similar.index_for(clinic.pk, version)
+    assert list(index.capture_ids) == [first.pk]
+    second = analysed_capture(LesionFactory(patient=patient, clinical_diagnosis="Lentigo"), unit(0, 1))
+    settings.SIMILAR_INDEX_MAX_AGE_S = 0
+    assert similar.index_for(clinic.pk, version) is index  # the stale one answers at once
+    deadline = time.monotonic() + 20
+    while sorted(similar.index_for(clinic.pk, version).capture_ids) != sorted([first.pk, second.pk]):
+        assert time.monotonic() < deadline, "the index was not rebuilt"
+        time.sleep(0.05)
