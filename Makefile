@@ -42,6 +42,7 @@ test: install-dev browser-deps test-tools
 
 lint: install-dev
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 	$(PY) manage.py makemigrations --check --dry-run
 
 bench: install-dev

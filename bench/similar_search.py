@@ -31,11 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sys.path.insert(0, str(REPO))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
-    import django
+    import django  # noqa: PLC0415 - set up Django first: lesions.similar sits beside the models it reads
 
-    django.setup()  # lesions.similar sits beside the models it reads
-    from bench.report import machine_description, summary
-    from lesions.similar import ClinicIndex
+    django.setup()
+    from bench.report import machine_description, summary  # noqa: PLC0415 - after django.setup()
+    from lesions.similar import ClinicIndex  # noqa: PLC0415 - after django.setup()
 
     runs = []
     print(f"{'captures':>10} {'dim':>5} {'matrix MB':>10} {'median ms':>10} {'p95 ms':>8} {'max ms':>8} "

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.conf import settings
+from django.db import connection
 from django.db.models import Exists, OuterRef, Q
 
 from lesions.models import Analysis, Capture, Histopathology, Lesion
@@ -102,8 +103,6 @@ def index_for(clinic_id: int, model_version: str) -> ClinicIndex:
 
 
 def _rebuild(key: tuple[int, str]) -> None:
-    from django.db import connection
-
     try:
         _indexes[key] = build_index(*key)
     finally:

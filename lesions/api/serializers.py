@@ -8,6 +8,7 @@ from rest_framework.utils import html
 from clinic.api.fields import StrictIntegerField, StrictModelSerializer
 from lesions.forms import CaptureMetadataForm
 from lesions.models import Analysis, Capture, Histopathology, Lesion
+from lesions.presentation import lesion_stage_note
 
 ABCD_KEYS = ("asymmetry", "border", "colours", "diameter", "tds", "change")
 
@@ -128,6 +129,4 @@ class HistopathologySerializer(StrictModelSerializer):
 
     @extend_schema_field(OpenApiTypes.STR)
     def get_stage_note(self, histopathology: Histopathology) -> str:
-        from lesions.presentation import lesion_stage_note
-
         return lesion_stage_note(histopathology.lesion)
