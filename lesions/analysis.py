@@ -8,7 +8,6 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-import numpy as np
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -110,7 +109,8 @@ def previous_features(capture: Capture) -> dict | None:
 
 
 def embedding_bytes(vector: Any) -> bytes:
-    return np.asarray(vector, dtype="<f4").tobytes()
+    """A numpy vector as little-endian float32 bytes (no numpy import here: see the web-process test)."""
+    return vector.astype("<f4").tobytes()
 
 
 def run_analysis(*, analysis_id: int, analyzer: Any, worker: str) -> Analysis | None:

@@ -214,8 +214,3 @@ def overlay_dicom(capture: Capture) -> bytes:
     _spacing(ds, capture)
     _pixels(ds, _rgb(analysis.overlay.name))
     return _encode(ds)
-
-
-def file_name(capture: Capture, kind: str) -> str:
-    # No patient identifiers in the name: it ends up in download folders and mail attachments.
-    return f"capture-{capture.pk}-{kind}.dcm"

@@ -11,7 +11,6 @@ from lesions import selectors, stage_note
 from lesions.evolution import Change, compare
 from lesions.forms import AssessmentForm, CaptureUploadForm, HistopathologyForm, StructuresForm
 from lesions.models import Lesion
-from lesions.similar import similar_confirmed_cases
 from lesions.staging import StagingError, stage
 
 
@@ -67,7 +66,12 @@ def case_context(lesion: Lesion, **forms) -> dict:
         changes[after.capture.pk] = change_between(before, after)
     histo = selectors.histopathology_of(lesion)
     embedded = [r for r in rows if r.analysis and r.analysis.is_done and r.analysis.embedding]
-    similar = similar_confirmed_cases(embedded[-1].capture, embedded[-1].analysis) if embedded else []
+    similar: list = []
+    if embedded:
+        # numpy loads only here: a web process that shows no embedded analysis never needs it.
+        from lesions.similar import similar_confirmed_cases  # noqa: PLC0415
+
+        similar = similar_confirmed_cases(embedded[-1].capture, embedded[-1].analysis)
     return {
         "lesion": lesion,
         "patient": lesion.patient,

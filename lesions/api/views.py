@@ -23,7 +23,7 @@ from clinic.api.base import TokenApiMixin
 from clinic.api.throttling import TokenRateThrottle, TokenUploadThrottle
 from clinic.models import AuditEvent
 from clinic.selectors import patient_for
-from lesions import dicom, selectors, services
+from lesions import selectors, services
 from lesions.api.serializers import (
     AnalysisSerializer,
     CaptureSerializer,
@@ -33,7 +33,7 @@ from lesions.api.serializers import (
 )
 from lesions.forms import HistopathologyForm
 from lesions.models import Analysis, Capture, Histopathology, Lesion
-from lesions.views import DICOM_EXPORTS, dicom_response
+from lesions.views import dicom_export, dicom_file_name, dicom_response
 
 ASSESSMENT_FIELDS = ("clinical_diagnosis", "decision")
 
@@ -208,14 +208,14 @@ class CaptureDicom(TokenApiMixin, generics.GenericAPIView):
     def get(self, request: Request, pk: int) -> HttpResponse:
         capture = selectors.capture_for(request.user, pk)
         try:
-            data = DICOM_EXPORTS[self.image](capture)
-        except dicom.NoOverlay:
+            data = dicom_export(capture, self.image)
+        except LookupError:  # lesions.dicom.NoOverlay
             raise NotFound("This capture has no finished analysis with an overlay yet.") from None
         except FileNotFoundError:
             raise NotFound("The stored image is missing.") from None
         audit.record(request=request, user=request.user, action=AuditEvent.Action.DOWNLOAD, obj=capture,
                      clinic_id=capture.lesion.patient.clinic_id, detail={"format": "dicom", "image": self.image})
-        return dicom_response(data, dicom.file_name(capture, self.image))
+        return dicom_response(data, dicom_file_name(capture, self.image))
 
 
 class OverlayDicom(CaptureDicom):
