@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ml.arrays import load_arrays
-from ml.data import read_dataset, select
+from ml.data import keep_near_duplicates_together, read_dataset, select
 from ml.defaults import SENSITIVITY_TARGET, WEIGHTS_FILE
 from ml.metrics import threshold_for_sensitivity
 from ml.preprocessing import apply_mask, channel_stats
@@ -285,7 +285,10 @@ def train_classifier(config: ClassifierConfig) -> Path:
     run_dir = Path(config.out)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
-    samples = read_dataset(config.data)
+    # Near-duplicates without a lesion id stay in one split, so val never holds a twin of a training image.
+    samples, moved = keep_near_duplicates_together(read_dataset(config.data))
+    if moved:
+        print(f"kept {len(moved)} near-duplicate pair(s) in one split: {[m[0] for m in moved]}")
     size = (config.size, config.size)
     need_mask = config.variant == "gt_mask" or config.require_mask
     cache = run_dir.parent / "cache"
