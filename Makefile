@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test test-fast lint bench install install-dev browser-deps js-deps clean
+.PHONY: run test test-fast lint bench install install-dev browser-deps js-deps test-tools clean
 
 $(VENV)/.installed-runtime: requirements.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found; try: make PYTHON=python3 ..."; exit 1; }
@@ -35,7 +35,13 @@ node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --ignore-scripts --no-audit --no-fund
 js-deps: node_modules/.package-lock.json
 
-test: install-dev browser-deps js-deps
+# DICOM exports are checked by dciodvfy from Debian's dicom3tools; the README's API examples
+# run with curl and jq.
+test-tools:
+	@command -v dciodvfy >/dev/null && command -v jq >/dev/null && command -v curl >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dicom3tools jq curl >/dev/null; }
+
+test: install-dev browser-deps js-deps test-tools
 	$(PY) manage.py collectstatic --noinput -v 0
 	$(PY) -m pytest $(PYTEST_ARGS)
 

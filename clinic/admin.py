@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -8,7 +9,7 @@ from django.template.response import TemplateResponse
 
 from clinic import services
 from clinic.admin_scoping import ClinicScopedAdmin, SuperuserOnlyAdmin, restrict_to_superusers
-from clinic.models import AuditEvent, Clinic, Membership, Patient
+from clinic.models import ApiToken, AuditEvent, Clinic, Membership, Patient
 
 
 class MembershipInline(admin.TabularInline):
@@ -101,3 +102,53 @@ def _restrict_other_apps() -> None:
 
 
 _restrict_other_apps()
+
+
+class ApiTokenForm(forms.ModelForm):
+    class Meta:
+        model = ApiToken
+        fields = ["name", "clinic", "user"]
+
+    def clean(self):
+        cleaned = super().clean()
+        clinic, user = cleaned.get("clinic"), cleaned.get("user")
+        if clinic and user and not Membership.objects.filter(user=user, clinic=clinic).exists():
+            self.add_error("user", f"{user} does not belong to {clinic}; add the membership first.")
+        return cleaned
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(SuperuserOnlyAdmin):
+    """Tokens are made here and shown once; only their hash is kept. They cannot be edited,
+    only revoked (kept for the audit trail). A token reaches a whole clinic: superusers only."""
+
+    form = ApiTokenForm
+    list_display = ["name", "prefix", "clinic", "user", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["clinic", ("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "prefix", "user__username"]
+    list_select_related = ["clinic", "user"]
+    autocomplete_fields = ["user", "clinic"]
+    actions = ["revoke"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: ApiToken | None = None):
+        if obj is None:
+            return []
+        return ["name", "clinic", "user", "prefix", "created_at", "created_by", "last_used_at", "revoked_at"]
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False  # revoke instead: the audit trail names tokens by prefix
+
+    def save_model(self, request: HttpRequest, obj: ApiToken, form, change: bool) -> None:
+        if change:
+            return
+        issued = services.api_token_create(request=request, created_by=request.user, clinic=obj.clinic,
+                                           user=obj.user, name=obj.name)
+        obj.pk, obj.prefix, obj.key_hash = issued.token.pk, issued.token.prefix, issued.token.key_hash
+        messages.warning(request, f"The token for {obj.name} is {issued.plaintext} - copy it now: "
+                                  f"it is not stored and will not be shown again.")
+
+    @admin.action(description="Revoke selected tokens")
+    def revoke(self, request: HttpRequest, queryset) -> None:
+        for token in queryset:
+            services.api_token_revoke(request=request, revoked_by=request.user, token=token)
+        messages.success(request, f"Revoked {queryset.count()} token(s).")

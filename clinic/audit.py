@@ -11,7 +11,7 @@ from django.conf import settings
 from django.http import HttpRequest
 
 from clinic.client_address import client_ip
-from clinic.models import AuditEvent
+from clinic.models import ApiToken, AuditEvent
 
 __all__ = ["client_ip", "record", "search_digest"]
 
@@ -21,6 +21,9 @@ def record(*, request: HttpRequest | None, user: Any, action: str, obj: Any = No
            username: str = "") -> AuditEvent:
     """One audit row. `obj` names the record; without one, object_type/object_id say what was touched."""
     user = user if user is not None and getattr(user, "is_authenticated", False) else None
+    token = getattr(request, "auth", None)  # a REST API request names the token it came with
+    if isinstance(token, ApiToken):
+        detail = {**(detail or {}), "api_token": token.prefix}
     return AuditEvent.objects.create(
         user=user,
         username=user.get_username() if user else username[:150],

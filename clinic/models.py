@@ -142,3 +142,36 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.username} {self.action} {self.object_type} {self.object_id}"
+
+
+class ApiToken(models.Model):
+    """A bearer token for the REST API, bound to one clinic and acting as one user account
+    (a clinician, or an account made for a device such as a dermoscope).
+
+    Only a SHA-256 hash of the secret is stored: the plaintext is shown once, when the token
+    is created in the admin, and cannot be recovered. The prefix (not secret) finds the row
+    and names the token in logs and audit rows. A revoked token is kept for the audit trail.
+    """
+
+    name = models.CharField(max_length=120, help_text="What uses it, e.g. 'Dermoscope room 2' or 'EHR bridge'")
+    clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="api_tokens")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens",
+                             help_text="The account the token acts as; it must belong to the clinic.")
+    prefix = models.CharField(max_length=16, unique=True, editable=False)
+    key_hash = models.CharField("SHA-256 of the token", max_length=64, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                   related_name="+", editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["clinic", "name", "id"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

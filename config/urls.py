@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from config import views
+from config import api, views
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
@@ -10,6 +10,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    *api.urlpatterns,
     path("", include("clinic.urls")),
     path("", include("lesions.urls")),
 ]

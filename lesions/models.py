@@ -210,6 +210,9 @@ class Analysis(models.Model):
     features = models.JSONField(default=dict, blank=True)
     timings = models.JSONField(default=dict, blank=True)
     stage_note = models.TextField(blank=True)
+    # The classifier's image embedding (float32, L2-normalised, little-endian bytes): comparable
+    # only between analyses of the same model version. Used to find similar confirmed cases.
+    embedding = models.BinaryField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = list(NEWEST_FIRST)

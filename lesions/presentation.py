@@ -71,6 +71,13 @@ def case_context(lesion: Lesion, **forms) -> dict:
     for before, after in zip(rows, rows[1:]):
         changes[after.capture.pk] = change_between(before, after)
     histo = selectors.histopathology_of(lesion)
+    embedded = [r for r in rows if r.analysis and r.analysis.is_done and r.analysis.embedding]
+    similar: list = []
+    if embedded:
+        # numpy loads only here: a web process that shows no embedded analysis never needs it.
+        from lesions.similar import similar_confirmed_cases  # noqa: PLC0415
+
+        similar = similar_confirmed_cases(embedded[-1].capture, embedded[-1].analysis)
     return {
         "lesion": lesion,
         "patient": lesion.patient,
@@ -88,6 +95,8 @@ def case_context(lesion: Lesion, **forms) -> dict:
         "quality_limits": quality_limits(),
         "rows_newest_first": rows[::-1],
         "glance": at_a_glance(rows, changes),
+        "similar_cases": similar,
+        "similar_to": embedded[-1].capture if embedded else None,
     }
 
 

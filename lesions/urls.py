@@ -21,4 +21,5 @@ urlpatterns = [
     path("captures/<int:pk>/card/", views.capture_card, name="capture_card"),
     path("captures/<int:pk>/structures/", views.capture_structures, name="capture_structures"),
     path("captures/<int:pk>/image/<str:kind>/", views.capture_image, name="capture_image"),
+    path("captures/<int:pk>/dicom/<str:kind>/", views.capture_dicom, name="capture_dicom"),
 ]

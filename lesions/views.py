@@ -225,6 +225,44 @@ def capture_image(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
     return response
 
 
+DICOM_KINDS = ("original", "overlay")
+
+
+def dicom_export(capture, kind: str) -> bytes:
+    """The capture (kind "original") or its overlay as DICOM bytes; raises lesions.dicom.NoOverlay."""
+    # pydicom and numpy load only when someone exports: the web process stays light.
+    from lesions import dicom  # noqa: PLC0415
+
+    return dicom.capture_dicom(capture) if kind == "original" else dicom.overlay_dicom(capture)
+
+
+@require_GET
+def capture_dicom(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
+    """The capture (or its analysis overlay) as a DICOM file to file in a PACS; audited as a download."""
+    if kind not in DICOM_KINDS:
+        raise Http404
+    capture = selectors.capture_for(request.user, pk)
+    try:
+        data = dicom_export(capture, kind)
+    except (LookupError, FileNotFoundError):  # lesions.dicom.NoOverlay is a LookupError
+        raise Http404 from None
+    audit.record(request=request, user=request.user, action=AuditEvent.Action.DOWNLOAD, obj=capture,
+                 clinic_id=capture.lesion.patient.clinic_id, detail={"format": "dicom", "image": kind})
+    return dicom_response(data, dicom_file_name(capture, kind))
+
+
+def dicom_file_name(capture, kind: str) -> str:
+    # No patient identifiers in the name: it ends up in download folders and mail attachments.
+    return f"capture-{capture.pk}-{kind}.dcm"
+
+
+def dicom_response(data: bytes, name: str) -> HttpResponse:
+    response = HttpResponse(data, content_type="application/dicom")
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
 def lesion_compare(request: HttpRequest, pk: int) -> HttpResponse:
     lesion = selectors.lesion_for(request.user, pk)
     audit.record(request=request, user=request.user, action=AuditEvent.Action.VIEW, obj=lesion,

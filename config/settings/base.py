@@ -40,6 +40,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "axes",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files served from here (no CDN; CSP allows 'self' only)
     "clinic",
     "lesions",
 ]
@@ -229,6 +232,45 @@ ANALYSIS_MAX_ATTEMPTS = env.int("ANALYSIS_MAX_ATTEMPTS", default=3)
 ANALYSIS_STUCK_AFTER_SECONDS = env.int("ANALYSIS_STUCK_AFTER_SECONDS", default=600)
 ML_MODELS_DIR = env.str("ML_MODELS_DIR", default=str(BASE_DIR / "ml" / "models"))
 LESION_GROWTH_FLAG_FRACTION = env.float("LESION_GROWTH_FLAG_FRACTION", default=0.2)
+# Similar confirmed cases: each web process rebuilds a clinic's index when older than this.
+SIMILAR_INDEX_MAX_AGE_S = env.int("SIMILAR_INDEX_MAX_AGE_S", default=300)
+
+# Cache: rate limits of the REST API count here. The default is per process; several web
+# processes share counts through Redis, e.g. CACHE_URL=redis://127.0.0.1:6379/1.
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+
+# REST API (/api/v1/): bearer tokens from the admin, JSON only, rate-limited per token.
+# https://www.django-rest-framework.org/api-guide/settings/
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["clinic.api.authentication.ApiTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "clinic.api.schema.ApiAutoSchema",
+    "DEFAULT_METADATA_CLASS": None,  # no OPTIONS self-description: the OpenAPI schema is the description
+    "DEFAULT_THROTTLE_RATES": {
+        "api_token": env.str("API_RATE_LIMIT", default="600/minute"),
+        "api_upload": env.str("API_UPLOAD_RATE_LIMIT", default="120/minute"),
+    },
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+# https://drf-spectacular.readthedocs.io/en/latest/settings.html
+SPECTACULAR_SETTINGS = {
+    "TITLE": "LesionTrack API",
+    "DESCRIPTION": "Patients, lesions, captures, analyses and histopathology of one clinic, for dermoscopes "
+                   "and records systems. Decision support, not a diagnosis. Every request needs an API token "
+                   "(Authorization: Bearer lt_...) made by an administrator; it sees its own clinic only.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # Record ids are positive; other paths under /api/ answer a JSON 404 (config.urls).
+    "PATH_CONVERTER_OVERRIDES": {"int": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}},
+}
 
 LOGGING = {
     "version": 1,

@@ -13,14 +13,15 @@ from django.test import Client
 from django.urls import reverse
 
 from clinic import audit
-from clinic.models import AuditEvent, Clinic, Membership, Patient
+from clinic import services as services_clinic
+from clinic.models import ApiToken, AuditEvent, Clinic, Membership, Patient
 from lesions import services
 from lesions.models import Analysis, Capture, Histopathology, Lesion
 from tests.factories import MembershipFactory, UserFactory, lesion_image
 
 pytestmark = [pytest.mark.security, pytest.mark.django_db]
 
-SUPERUSER_ONLY = {Clinic, Membership, Group, AccessAttempt, AccessLog, AccessFailureLog}
+SUPERUSER_ONLY = {Clinic, Membership, Group, AccessAttempt, AccessLog, AccessFailureLog, ApiToken}
 SECRETS = ["Ada Example", "MRN-A1", "Left shoulder naevus"]
 
 
@@ -44,6 +45,8 @@ def clinic_a_objects(clinician, lesion):
         AccessLog: AccessLog.objects.create(username="alice", ip_address="10.0.0.1", http_accept="", path_info="/"),
         AccessFailureLog: AccessFailureLog.objects.create(username="alice", ip_address="10.0.0.1", http_accept="",
                                                           path_info="/"),
+        ApiToken: services_clinic.api_token_create(request=None, created_by=clinician, clinic=lesion.patient.clinic,
+                                                   user=clinician, name="Dermoscope A").token,
     }
 
 
