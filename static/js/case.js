@@ -49,9 +49,9 @@
           if (!card || card.dataset.status === a.status) { return; }
           card.dataset.status = a.status;
           var label = card.querySelector("[data-role=status]");
-          label.textContent = a.status.charAt(0).toUpperCase() + a.status.slice(1);
+          label.textContent = (a.status.charAt(0).toUpperCase() + a.status.slice(1)).replace("_", " ");
           label.className = "status status-" + a.status;
-          if (a.status === "done" || a.status === "failed") { updates.push(refreshCard(a.capture_id)); }
+          if (a.status !== "queued" && a.status !== "running") { updates.push(refreshCard(a.capture_id)); }
         });
         return Promise.all(updates);
       })
