@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
 
-SHARED = REPO.parent / "shared" / "data" / "lesions-dev"
+SHARED = Path(os.environ.get("LESIONTRACK_SHARED_DATA", REPO.parent / "shared" / "data")) / "lesions-dev"
 
 
 def clean_then_decode(data: bytes) -> np.ndarray | None:

@@ -229,23 +229,22 @@ def test_server_error_page_is_designed_and_shows_no_trace(client_logged_in, lesi
     assert "Traceback" not in body and "secret-host-name" not in body and "OperationalError" not in body
 
 
+@pytest.mark.django_db(transaction=True)
 def test_upload_while_the_broker_is_down_is_saved_and_says_when_analysis_starts(
-        client_logged_in, lesion, broker_down, django_capture_on_commit_callbacks):
+        client_logged_in, lesion, broker_down):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    with django_capture_on_commit_callbacks(execute=True):
-        response = client_logged_in.post(reverse("lesion_upload", args=[lesion.pk]), {
-            "images": [SimpleUploadedFile("a.jpg", lesion_image(), content_type="image/jpeg")],
-            "modality": "dermoscopic"}, follow=True)
+    response = client_logged_in.post(reverse("lesion_upload", args=[lesion.pk]), {
+        "images": [SimpleUploadedFile("a.jpg", lesion_image(), content_type="image/jpeg")],
+        "modality": "dermoscopic"}, follow=True)
     assert "analysis will start when the queue is back" in response.content.decode()
     analysis = Analysis.objects.get()
     assert analysis.status == Analysis.Status.QUEUED and analysis.awaiting_broker
 
 
-def test_webcam_while_the_broker_is_down_says_so(client_logged_in, lesion, broker_down,
-                                                 django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True):
-        response = webcam_post(client_logged_in, lesion)
+@pytest.mark.django_db(transaction=True)
+def test_webcam_while_the_broker_is_down_says_so(client_logged_in, lesion, broker_down):
+    response = webcam_post(client_logged_in, lesion)
     assert response.status_code == 200
     assert response.json()["analysis_queued"] is False
     assert "analysis will start when the queue is back" in response.json()["message"]
@@ -376,3 +375,26 @@ def test_health_storage_probe_leaves_nothing(private_media):
     before = files_under(private_media)
     assert health.check_storage() is None
     assert files_under(private_media) == before
+
+
+def test_healthz_says_degraded_when_no_worker_answers(tmp_path, monkeypatch, settings):
+    import shutil
+
+    from config import health
+    from tests.conftest import require_service
+    from tests.support.servers import PrivateRedis
+
+    require_service(shutil.which("redis-server") is not None, "redis-server on PATH")
+    redis = PrivateRedis(tmp_path)
+    redis.start()
+    try:
+        publish_to(monkeypatch, redis.url)  # a broker that is up, with no worker on it
+        settings.CELERY_BROKER_URL = redis.url
+        monkeypatch.setitem(health._worker_cache, "checked_at", 0.0)
+        response = Client().get("/healthz")
+        body = response.json()
+        assert response.status_code == 200
+        assert body["status"] == "degraded" and body["degraded"] == ["workers"]
+        assert body["workers"]["answered"] is False
+    finally:
+        redis.stop()

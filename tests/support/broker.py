@@ -4,11 +4,12 @@ from __future__ import annotations
 
 
 def publish_to(monkeypatch, url: str) -> None:
-    """The app caches its connection pool and producer pool: drop both so the next publish
-    connects to `url` (monkeypatch restores the originals afterwards)."""
+    """Celery reads CELERY_BROKER_URL / CELERY_BROKER_WRITE_URL from the environment before its
+    configuration, and caches its connection and producer pools: set the first, drop the
+    second, so the next publish connects to `url` (monkeypatch restores all afterwards)."""
     from celery import current_app
 
-    monkeypatch.setattr(current_app.conf, "broker_url", url)
-    monkeypatch.setattr(current_app.conf, "broker_write_url", None)
+    monkeypatch.setenv("CELERY_BROKER_URL", url)
+    monkeypatch.setenv("CELERY_BROKER_WRITE_URL", url)
     monkeypatch.setattr(current_app, "_pool", None)
     monkeypatch.setattr(current_app.amqp, "_producer_pool", None)
