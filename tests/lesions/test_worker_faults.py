@@ -31,13 +31,6 @@ def private_redis(tmp_path):
 
 
 @pytest.fixture
-def no_enqueue_from_web(monkeypatch):
-    # Jobs reach the private broker only through the sweep below, never the shared test broker.
-    monkeypatch.setattr(services, "enqueue_analysis", lambda analysis_id: None)
-    monkeypatch.setattr(services, "enqueue_thumbnail", lambda capture_id: None)
-
-
-@pytest.fixture
 def web_enqueues_to_private_redis(private_redis, monkeypatch):
     """This (web) process publishes to the private broker, down or up, through the real client."""
     publish_to(monkeypatch, private_redis.url)
@@ -74,13 +67,12 @@ def send_to_private_broker(env: dict[str, str], analysis_id: int) -> str:
         client.close()
 
 
-def test_worker_killed_mid_analysis_then_work_completes_exactly_once(lesion, worker_env, no_enqueue_from_web,
+def test_worker_killed_mid_analysis_then_work_completes_exactly_once(lesion, worker_env, web_enqueues_to_private_redis,
                                                                      tmp_path):
     capture, analysis = new_capture(lesion)
     slow = start_worker(env={**worker_env, "LESIONTRACK_FAULT": "slow", "LESIONTRACK_FAULT_SECONDS": "60"},
                         name="slow", log_path=tmp_path / "slow.log", app="tests.support.fault_worker")
-    run_sweep(worker_env)
-    wait_for_status(analysis, {"running"}, timeout=60)
+    wait_for_status(analysis, {"running"}, timeout=60)  # the upload's own job
     kill_hard(slow)  # kill -9 in the middle of the analysis
     assert analysis.status == "running" and analysis.attempts == 1
     healthy = start_worker(env=worker_env, name="healthy", log_path=tmp_path / "healthy.log")
@@ -101,15 +93,16 @@ def test_worker_killed_mid_analysis_then_work_completes_exactly_once(lesion, wor
         stop_process(healthy)
 
 
-def test_image_that_always_kills_the_worker_fails_after_bounded_attempts(lesion, worker_env, no_enqueue_from_web,
+def test_image_that_always_kills_the_worker_fails_after_bounded_attempts(lesion, worker_env, web_enqueues_to_private_redis,
                                                                           tmp_path):
     _, deadly = new_capture(lesion, size=(333, 240))
     env = {**worker_env, "LESIONTRACK_FAULT": "crash_on_marker", "LESIONTRACK_FAULT_WIDTH": "333"}
     crashes = 0
     for attempt in range(5):
+        if attempt:  # the upload queued the first job; after a crash only the sweep sends another
+            run_sweep(worker_env)
         worker = start_worker(env=env, name=f"crashy{attempt}", log_path=tmp_path / f"crash{attempt}.log",
                               app="tests.support.fault_worker")
-        run_sweep(worker_env)
         try:
             worker.wait(60)
             crashes += 1
@@ -125,9 +118,9 @@ def test_image_that_always_kills_the_worker_fails_after_bounded_attempts(lesion,
     assert crashes == 3
 
 
-def test_jobs_survive_a_redis_restart(lesion, worker_env, private_redis, no_enqueue_from_web, tmp_path):
+def test_jobs_survive_a_redis_restart(lesion, worker_env, private_redis, web_enqueues_to_private_redis, tmp_path):
     analyses = [new_capture(lesion)[1] for _ in range(3)]
-    run_sweep(worker_env)  # three jobs queued in Redis, no worker yet
+    assert private_redis.queue_length("gpu") == 3  # three jobs queued in Redis by the uploads, no worker yet
     private_redis.stop()  # Redis keeps nothing on disk: the queued jobs are gone
     private_redis.start()
     assert private_redis.queue_length("gpu") == 0  # the jobs died with Redis
@@ -142,12 +135,11 @@ def test_jobs_survive_a_redis_restart(lesion, worker_env, private_redis, no_enqu
         stop_process(worker)
 
 
-def test_transient_storage_error_is_retried_and_succeeds(lesion, worker_env, no_enqueue_from_web, tmp_path):
+def test_transient_storage_error_is_retried_and_succeeds(lesion, worker_env, web_enqueues_to_private_redis, tmp_path):
     _, analysis = new_capture(lesion)
     env = {**worker_env, "LESIONTRACK_FAULT": "flaky_storage", "LESIONTRACK_FAULT_DIR": str(tmp_path)}
     worker = start_worker(env=env, name="flaky", log_path=tmp_path / "flaky.log", app="tests.support.fault_worker")
     try:
-        run_sweep(worker_env)
         assert wait_for_status(analysis, {"done", "failed"}).status == "done", analysis.error
         assert (tmp_path / f"failed-once-{os.path.basename(analysis.capture.image.name)}").exists()
         wait_for_log(worker, "Retry in", 5)
@@ -157,7 +149,7 @@ def test_transient_storage_error_is_retried_and_succeeds(lesion, worker_env, no_
         stop_process(worker)
 
 
-def test_corrupt_image_fails_with_reason_and_does_not_block_the_queue(lesion, worker_env, no_enqueue_from_web,
+def test_corrupt_image_fails_with_reason_and_does_not_block_the_queue(lesion, worker_env, web_enqueues_to_private_redis,
                                                                        tmp_path, private_media):
     corrupt_capture, corrupt = new_capture(lesion)
     with open(os.path.join(private_media, corrupt_capture.image.name), "wb") as handle:
@@ -165,7 +157,6 @@ def test_corrupt_image_fails_with_reason_and_does_not_block_the_queue(lesion, wo
     _, good = new_capture(lesion)
     worker = start_worker(env=worker_env, name="corrupt", log_path=tmp_path / "corrupt.log")
     try:
-        run_sweep(worker_env)
         assert wait_for_status(corrupt, {"done", "failed"}).status == "failed"
         assert "cannot be decoded" in corrupt.error
         assert corrupt.attempts == 1  # no retry for a bad image
