@@ -18,7 +18,7 @@ from django.utils import timezone
 from lesions import analysis as pipeline
 from lesions import queueing, services
 from lesions.models import Analysis, Capture
-from tests.factories import lesion_image
+from tests.factories import lesion_image, textured_lesion_image
 from tests.support.broker import publish_to
 
 pytestmark = [pytest.mark.django_db]
@@ -83,12 +83,6 @@ class FixedAnalyzer:
 
 def realistic_capture(lesion):
     return services.capture_create(request=None, user=None, lesion=lesion, data=textured_lesion_image())
-
-
-def textured_lesion_image() -> bytes:
-    from tests.factories import textured_lesion_image as make
-
-    return make()
 
 
 def test_analysis_outputs_are_removed_when_the_final_commit_fails(lesion, private_media, monkeypatch):
@@ -398,3 +392,55 @@ def test_healthz_says_degraded_when_no_worker_answers(tmp_path, monkeypatch, set
         assert body["workers"]["answered"] is False
     finally:
         redis.stop()
+
+
+# 7. A read-only media folder (a real read-only mount, not a patched storage) ---------------------
+
+@pytest.fixture
+def read_only_media(settings, tmp_path):
+    """A private media folder that can be flipped read-only with a bind mount (needs root)."""
+    import subprocess
+
+    from tests.conftest import require_service
+
+    media = tmp_path / "media"
+    media.mkdir()
+    settings.STORAGES = {**settings.STORAGES, "default": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(media)}}}
+    mounted = subprocess.run(["mount", "--bind", str(media), str(media)], capture_output=True).returncode == 0
+    require_service(mounted, "permission to bind-mount (run as root) for the read-only media test")
+
+    def set_read_only(read_only: bool) -> None:
+        mode = "remount,bind,ro" if read_only else "remount,bind,rw"
+        subprocess.run(["mount", "-o", mode, str(media)], check=True, capture_output=True)
+
+    yield media, set_read_only
+    subprocess.run(["umount", str(media)], capture_output=True)
+
+
+def test_read_only_media_folder(client_logged_in, lesion, read_only_media):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    media, set_read_only = read_only_media
+    earlier = realistic_capture(lesion)  # stored while the folder was writable
+    set_read_only(True)
+    try:
+        before = files_under(str(media))
+        # Health says storage is down (exists() alone would have said ok).
+        body = Client().get("/healthz").json()
+        assert body["status"] == "down" and "storage" in body["down"] and "Read-only" in body["checks"]["storage"]
+        # An upload is refused with the message, and nothing is kept.
+        response = client_logged_in.post(reverse("lesion_upload", args=[lesion.pk]), {
+            "images": [SimpleUploadedFile("a.jpg", textured_lesion_image(seed=9), content_type="image/jpeg")],
+            "modality": "dermoscopic"})
+        assert response.status_code == 503 and "The image was not saved" in response.content.decode()
+        assert Capture.objects.count() == 1
+        # An analysis cannot store its outputs: a transient error (retried), nothing written, row not done.
+        with pytest.raises(pipeline.TransientAnalysisError):
+            pipeline.run_analysis(analysis_id=earlier.analyses.get().pk, analyzer=FixedAnalyzer(), worker="t")
+        assert files_under(str(media)) == before
+    finally:
+        set_read_only(False)
+    # Writable again: the retried analysis completes.
+    done = pipeline.run_analysis(analysis_id=earlier.analyses.get().pk, analyzer=FixedAnalyzer(), worker="t")
+    assert done.status == Analysis.Status.DONE
