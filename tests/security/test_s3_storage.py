@@ -44,16 +44,23 @@ def s3_settings(settings, s3_server):
             "S3_ACCESS_KEY_ID": s3_server.access_key, "S3_SECRET_ACCESS_KEY": s3_server.secret_key}
 
 
+@pytest.fixture
+def private_redis(tmp_path):
+    redis = PrivateRedis(tmp_path)
+    redis.start()
+    yield redis
+    redis.stop()
+
+
 def object_keys(s3_server) -> set[str]:
     listing = s3_server.client().list_objects_v2(Bucket=BUCKET)
     return {item["Key"] for item in listing.get("Contents", [])}
 
 
 def test_upload_analysis_presigned_images_and_deletion_on_s3(s3_server, s3_settings, client_logged_in, lesion,
-                                                             media_root, monkeypatch, tmp_path):
+                                                             media_root, monkeypatch, tmp_path, private_redis):
     # The upload publishes to a private broker through the real client; the worker starts later.
-    redis = PrivateRedis(tmp_path)
-    redis.start()
+    redis = private_redis
     publish_to(monkeypatch, redis.url)
     response = client_logged_in.post(reverse("lesion_upload", args=[lesion.pk]), {
         "images": [_file(lesion_image((240, 180)))], "modality": "dermoscopic"})
@@ -76,7 +83,6 @@ def test_upload_analysis_presigned_images_and_deletion_on_s3(s3_server, s3_setti
             capture.refresh_from_db()
     finally:
         stop_process(worker)
-        redis.stop()
     assert analysis.status == "done", analysis.error
     keys = object_keys(s3_server)
     assert {analysis.mask.name, analysis.overlay.name, analysis.heatmap.name, capture.thumbnail.name} <= keys
