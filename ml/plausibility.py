@@ -29,8 +29,8 @@ DOCUMENT_DOMINANT_FRACTION = 0.6
 DOCUMENT_ROUGH_FRACTION = 0.03
 MAX_ROUGH_FRACTION = 0.20  # share of pixels differing from their neighbour by more than ROUGH_STEP
 ROUGH_STEP = 48
-MAX_SEAM_EXCESS = 1.25  # full-width colour seams on the JPEG block grid (corrupt decode), see below
-SEAM_STEP = 40
+MAX_SEAM_EXCESS = 1.2  # full-width colour seams on the JPEG block grid (corrupt decode), see below
+SEAM_STEP = 24
 MAX_FLAT_RUN_FRACTION = 0.30  # share of the image in perfectly flat non-black 8x8 blocks (decoder fill)
 # After segmentation (on the 0/1 lesion mask).
 MIN_LESION_FRACTION = 0.002  # a lesion smaller than this share of the frame counts as "none found"
