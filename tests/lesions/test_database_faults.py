@@ -60,31 +60,30 @@ def stack(tmp_path):
     require_service(postgres_bin_dir() is not None and shutil.which("runuser") is not None,
                     "PostgreSQL server binaries (/usr/lib/postgresql/*/bin) and runuser")
     require_service(shutil.which("redis-server") is not None, "redis-server on PATH")
-    (tmp_path / "pg").mkdir()
-    postgres = PrivatePostgres(tmp_path / "pg")
-    postgres.init()
-    redis = PrivateRedis(tmp_path)
-    redis.start()
-    media = tmp_path / "media"
-    media.mkdir()
-    env = {"DATABASE_URL": postgres.url, "CELERY_BROKER_URL": redis.url, "MEDIA_ROOT": str(media),
-           "DJANGO_SETTINGS_MODULE": "config.settings.test", "LESIONTRACK_VAR_DIR": str(tmp_path / "var"),
-           "ML_THREADS": "1", "AXES_ENABLED": "false", "SECRET_KEY": "chaos-test-key",
-           "ANALYSIS_SWEEP_INTERVAL_SECONDS": "2", "THUMBNAIL_STUCK_AFTER_SECONDS": "5",
-           "ANALYSIS_STUCK_AFTER_SECONDS": "90", "CONN_MAX_AGE": "600"}
-    manage(env, "migrate", "--noinput", "-v", "0")
-    manage(env, "collectstatic", "--noinput", "-v", "0")
-    lesion_id = int(manage(env, "shell", "-c", SEED).strip().splitlines()[-1])
-    port = free_port()
-    procs = [start_web(env=env, port=port, log_path=tmp_path / "web.log"),
-             start_worker(env=env, name="chaos", log_path=tmp_path / "worker.log"),
-             start_beat(env=env, log_path=tmp_path / "beat.log", schedule_dir=tmp_path)]
-    yield {"env": env, "postgres": postgres, "base": f"http://127.0.0.1:{port}", "lesion": lesion_id,
-           "procs": procs}
-    for proc in procs:
-        stop_process(proc)
-    redis.stop()
-    postgres.stop("immediate")
+    postgres, redis, procs = PrivatePostgres(), PrivateRedis(tmp_path), []
+    try:
+        postgres.init()
+        redis.start()
+        media = tmp_path / "media"
+        media.mkdir()
+        env = {"DATABASE_URL": postgres.url, "CELERY_BROKER_URL": redis.url, "MEDIA_ROOT": str(media),
+               "DJANGO_SETTINGS_MODULE": "config.settings.test", "LESIONTRACK_VAR_DIR": str(tmp_path / "var"),
+               "ML_THREADS": "1", "AXES_ENABLED": "false", "SECRET_KEY": "chaos-test-key",
+               "ANALYSIS_SWEEP_INTERVAL_SECONDS": "2", "THUMBNAIL_STUCK_AFTER_SECONDS": "5",
+               "ANALYSIS_STUCK_AFTER_SECONDS": "90", "CONN_MAX_AGE": "600"}
+        manage(env, "migrate", "--noinput", "-v", "0")
+        manage(env, "collectstatic", "--noinput", "-v", "0")
+        lesion_id = int(manage(env, "shell", "-c", SEED).strip().splitlines()[-1])
+        port = free_port()
+        procs.append(start_web(env=env, port=port, log_path=tmp_path / "web.log"))
+        procs.append(start_worker(env=env, name="chaos", log_path=tmp_path / "worker.log"))
+        procs.append(start_beat(env=env, log_path=tmp_path / "beat.log", schedule_dir=tmp_path))
+        yield {"env": env, "postgres": postgres, "base": f"http://127.0.0.1:{port}", "lesion": lesion_id}
+    finally:
+        for proc in procs:
+            stop_process(proc)
+        redis.stop()
+        postgres.remove()
 
 
 def logged_in_session(base: str):

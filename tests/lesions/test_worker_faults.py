@@ -181,15 +181,18 @@ def test_sweep_never_sends_a_just_finished_analysis_back_to_queued(lesion, worke
     analysing when the sweep (on worker B) picks the row as stuck; the sweep then waits until
     A has finished before writing. The write must see the row is done and leave it alone."""
     require_service(using_postgres(), "PostgreSQL (DATABASE_URL=postgres://...)")
-    analyst = start_worker(env={**worker_env, "LESIONTRACK_FAULT": "slow", "LESIONTRACK_FAULT_SECONDS": "8"},
-                           name="analyst", queues="gpu", log_path=tmp_path / "analyst.log",
-                           app="tests.support.fault_worker")
-    sweeper = start_worker(env={**worker_env, "LESIONTRACK_FAULT": "sweep_race", "ANALYSIS_STUCK_AFTER_SECONDS": "3"},
-                           name="sweeper", queues="default", log_path=tmp_path / "sweeper.log",
-                           app="tests.support.fault_worker", ready_text=" ready.")
-    beat = start_beat(env={**worker_env, "ANALYSIS_SWEEP_INTERVAL_SECONDS": "1"}, log_path=tmp_path / "beat.log",
-                      schedule_dir=tmp_path)
+    procs = []
     try:
+        procs.append(start_worker(env={**worker_env, "LESIONTRACK_FAULT": "slow", "LESIONTRACK_FAULT_SECONDS": "8"},
+                                  name="analyst", queues="gpu", log_path=tmp_path / "analyst.log",
+                                  app="tests.support.fault_worker"))
+        procs.append(start_worker(env={**worker_env, "LESIONTRACK_FAULT": "sweep_race",
+                                       "ANALYSIS_STUCK_AFTER_SECONDS": "3"},
+                                  name="sweeper", queues="default", log_path=tmp_path / "sweeper.log",
+                                  app="tests.support.fault_worker", ready_text=" ready."))
+        procs.append(start_beat(env={**worker_env, "ANALYSIS_SWEEP_INTERVAL_SECONDS": "1"},
+                                log_path=tmp_path / "beat.log", schedule_dir=tmp_path))
+        analyst, sweeper, _beat = procs
         capture, analysis = new_capture(lesion)
         assert capture.analysis_enqueued is True
         wait_for_log(sweeper, "sweep picked ids=", 60)
@@ -202,7 +205,7 @@ def test_sweep_never_sends_a_just_finished_analysis_back_to_queued(lesion, worke
         assert analysis.attempts == 1
         assert analyst.log_path.read_text().count("analysis done") == 1
     finally:
-        for proc in (beat, sweeper, analyst):
+        for proc in reversed(procs):
             stop_process(proc)
 
 
@@ -219,9 +222,10 @@ def test_upload_while_the_broker_is_down_is_analysed_once_it_is_back(lesion, wor
     private_redis.start()
     env = {**worker_env, "ANALYSIS_STUCK_AFTER_SECONDS": "600", "THUMBNAIL_STUCK_AFTER_SECONDS": "1",
            "ANALYSIS_SWEEP_INTERVAL_SECONDS": "1"}
-    worker = start_worker(env=env, name="after-outage", log_path=tmp_path / "after-outage.log")
-    beat = start_beat(env=env, log_path=tmp_path / "beat.log", schedule_dir=tmp_path)
+    procs = []
     try:
+        procs.append(start_worker(env=env, name="after-outage", log_path=tmp_path / "after-outage.log"))
+        procs.append(start_beat(env=env, log_path=tmp_path / "beat.log", schedule_dir=tmp_path))
         assert wait_for_status(analysis, {"done", "failed", "not_analysable"}).status == "done", analysis.error
         assert not analysis.awaiting_broker and analysis.attempts == 1
         deadline = time.monotonic() + 60
@@ -230,5 +234,5 @@ def test_upload_while_the_broker_is_down_is_analysed_once_it_is_back(lesion, wor
             time.sleep(0.3)
         assert capture.thumbnail, "the sweep did not make the missing thumbnail"
     finally:
-        stop_process(beat)
-        stop_process(worker)
+        for proc in reversed(procs):
+            stop_process(proc)

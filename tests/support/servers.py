@@ -145,14 +145,17 @@ class PrivatePostgres:
     stop and restart the database under a running web process and worker. PostgreSQL refuses
     to run as root: when the tests run as root the server runs as the `postgres` user."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self) -> None:
+        import tempfile
+
         self.bin = postgres_bin_dir()
         self.port = free_port()
-        self.dir = workdir / "pgdata"
-        self.socket_dir = workdir / "pgsock"
-        self.log = workdir / "postgres.log"
+        # Not under pytest's tmp_path: its parents are private to root, and the server runs as postgres.
+        self.root = Path(tempfile.mkdtemp(prefix="lesiontrack-pg-"))
+        self.dir = self.root / "pgdata"
+        self.socket_dir = self.root / "pgsock"
+        self.log = self.root / "postgres.log"
         self.url = f"postgres://postgres@127.0.0.1:{self.port}/lesiontrack"
-        self._workdir = workdir
 
     def _as_server_user(self, args: list[str]) -> list[str]:
         import os
@@ -169,15 +172,23 @@ class PrivatePostgres:
             path.mkdir(parents=True, exist_ok=True)
         self.log.touch()
         if os.geteuid() == 0:
-            for path in (self._workdir, self.dir, self.socket_dir, self.log):
+            for path in (self.root, self.dir, self.socket_dir, self.log):
                 sh.chown(path, "postgres", "postgres")
-            os.chmod(self._workdir, 0o755)
-        subprocess.run(self._as_server_user([str(self.bin / "initdb"), "-D", str(self.dir), "-U", "postgres",
-                                             "--auth=trust", "-E", "UTF8", "--no-sync"]),
-                       check=True, capture_output=True)
+        os.chmod(self.root, 0o755)
+        result = subprocess.run(self._as_server_user([str(self.bin / "initdb"), "-D", str(self.dir), "-U", "postgres",
+                                                      "--auth=trust", "-E", "UTF8", "--no-sync"]),
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"initdb failed: {result.stdout}{result.stderr}")
         self.start()
         subprocess.run(self._as_server_user([str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port),
                                              "-U", "postgres", "lesiontrack"]), check=True, capture_output=True)
+
+    def remove(self) -> None:
+        import shutil as sh
+
+        self.stop("immediate")
+        sh.rmtree(self.root, ignore_errors=True)
 
     def start(self) -> None:
         options = f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1 -c fsync=off"
