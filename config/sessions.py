@@ -27,6 +27,13 @@ class SessionStore(db.SessionStore):
             cause = exc.__context__
             if not isinstance(cause, OperationalError | InterfaceError):
                 raise  # the row is gone (logged out elsewhere): Django's answer stands
-            if self.modified:
-                raise cause from None
-            logger.warning("session refresh skipped: database unavailable (%s)", cause)
+            self._connection_lost(cause)
+        except (OperationalError, InterfaceError) as exc:  # raised before Django's own handler (opening the transaction)
+            if must_create:
+                raise
+            self._connection_lost(exc)
+
+    def _connection_lost(self, error: Exception) -> None:
+        if self.modified:
+            raise error
+        logger.warning("session refresh skipped: database unavailable (%s)", error)

@@ -219,7 +219,7 @@ def test_server_error_page_is_designed_and_shows_no_trace(client_logged_in, lesi
     response = client_logged_in.get(reverse("lesion_case", args=[lesion.pk]))
     body = response.content.decode()
     assert response.status_code == 500
-    assert "Something went wrong on our side" in body and "image was not saved" in body
+    assert "Something went wrong on our side" in body and "image was probably not saved" in body
     assert "Traceback" not in body and "secret-host-name" not in body and "OperationalError" not in body
 
 
