@@ -24,16 +24,22 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
 
+import django  # noqa: E402
+
+django.setup()
+
+from django.core.exceptions import ValidationError  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from bench import junk_images as junk  # noqa: E402
+from lesions.images import clean_image_bytes  # noqa: E402
+from ml import plausibility  # noqa: E402
+
 SHARED = Path(os.environ.get("LESIONTRACK_SHARED_DATA", REPO.parent / "shared" / "data")) / "lesions-dev"
 
 
 def clean_then_decode(data: bytes) -> np.ndarray | None:
     """What a worker sees after an upload, or None when the upload itself is refused."""
-    from django.core.exceptions import ValidationError
-    from PIL import Image
-
-    from lesions.images import clean_image_bytes
-
     try:
         clean = clean_image_bytes(data, max_bytes=20 * 1024 * 1024, max_pixels=40_000_000)
     except ValidationError:
@@ -45,8 +51,6 @@ def clean_then_decode(data: bytes) -> np.ndarray | None:
 def judge(images: list[bytes], segmenter, batch: int = 16, mask_stride: int = 1) -> list[str]:
     """'upload', 'image: <reason>', 'mask: <reason>' or 'ok' for each image ('ok (image checks only)'
     for images outside the mask sample: every `mask_stride`-th image goes through the segmenter)."""
-    from ml import plausibility
-
     verdicts: list[str] = [""] * len(images)
     pending: list[tuple[int, np.ndarray]] = []
     for i, data in enumerate(images):
@@ -72,8 +76,6 @@ def judge(images: list[bytes], segmenter, batch: int = 16, mask_stride: int = 1)
 
 
 def junk_sets(real_jpegs: list[bytes]) -> dict[str, list[bytes]]:
-    from bench import junk_images as junk
-
     heavy = [junk.bit_flipped(data, flips=30, seed=i, within=1.0) for i, data in enumerate(real_jpegs)]
     light = [junk.bit_flipped(data, flips=5, seed=i, within=0.1) for i, data in enumerate(real_jpegs)]
     return {"uniform": junk.uniform_images(40), "noise": junk.noise_images(40), "text": junk.text_images(40),
@@ -89,10 +91,7 @@ def main() -> None:
     parser.add_argument("--junk-sources", type=int, default=40, help="real JPEGs to corrupt for the bit-flip sets")
     parser.add_argument("--out", default=str(REPO / "bench-results" / "plausibility.json"))
     args = parser.parse_args()
-    import django
-
-    django.setup()
-    from ml.inference import Analyzer
+    from ml.inference import Analyzer  # noqa: PLC0415 - TensorFlow only when measuring
 
     rows = [r for r in csv.DictReader(open(SHARED / "labels.csv")) if r["split"] == "test"]
     if args.limit:

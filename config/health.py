@@ -11,9 +11,12 @@ from __future__ import annotations
 import time
 import uuid
 
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import connection
+
+from config.celery import app
 
 _worker_cache: dict[str, float | bool | int] = {"checked_at": 0.0, "answered": False, "last_answer_at": 0.0,
                                                "count": 0}
@@ -31,10 +34,6 @@ def check_database() -> str | None:
 
 
 def check_broker() -> str | None:
-    from django.conf import settings
-
-    from config.celery import app
-
     try:
         with app.connection_for_write(settings.CELERY_BROKER_URL) as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
@@ -66,10 +65,6 @@ def check_storage() -> str | None:
 
 def worker_status() -> dict[str, object]:
     """Whether any worker answered a ping recently (cached briefly so /healthz stays cheap)."""
-    from django.conf import settings
-
-    from config.celery import app
-
     if settings.CELERY_BROKER_URL.startswith("filesystem://"):
         return {"answered": None, "detail": "the embedded broker cannot broadcast pings"}
     now = time.monotonic()

@@ -11,13 +11,13 @@ from typing import Any
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from lesions.evolution import compare
-from lesions.images import decode_rgb, encode_png
+from lesions.images import decode_rgb, encode_png, thumbnail_png
 from lesions.models import Analysis, Capture
-from lesions.notes import note_from_features, operating_point, tds_record
+from lesions.notes import note_from_features, tds_record
 from lesions.queueing import enqueue_analysis_or_flag, enqueue_thumbnail
 from lesions.storage_names import random_name
 from lesions.stored_files import delete_quietly, save_new_file
@@ -40,8 +40,6 @@ def make_thumbnail(capture_id: int, size: int = 256) -> str | None:
 
     A storage failure raises TransientAnalysisError (the task retries, the sweep catches the
     rest); an image that cannot be read is recorded on the capture so the sweep stops asking."""
-    from lesions.images import thumbnail_png
-
     capture = Capture.objects.filter(pk=capture_id).first()
     if capture is None or capture.thumbnail:
         return capture.thumbnail.name if capture else None
@@ -124,8 +122,6 @@ def mark_not_analysable(analysis: Analysis, reason: str) -> Analysis:
 def mark_queued_for_retry(analysis_id: int, reason: str) -> None:
     """Back to queued for a retry. The attempt is given back: attempts count runs that may
     have crashed the worker, and this one ended cleanly with a transient error."""
-    from django.db.models import F
-
     Analysis.objects.filter(pk=analysis_id, status=Analysis.Status.RUNNING, attempts__gt=0).update(
         status=Analysis.Status.QUEUED, error=f"retrying: {reason}", attempts=F("attempts") - 1)
 
@@ -176,7 +172,8 @@ def run_analysis(*, analysis_id: int, analyzer: Any, worker: str) -> Analysis | 
         before = previous_features(capture)
         change = compare(before, features, settings.LESION_GROWTH_FLAG_FRACTION) if before else None
         features["change"] = change.as_dict() if change else None
-    note = note_from_features(result.probability, operating_point(analyzer.manifest), features)
+    point = analyzer.model_manifest.operating_point()  # of the models this worker loaded
+    note = note_from_features(result.probability, point, features)
     stem = f"analyses/{capture.pk}-{analysis.pk}-{random_name()[:8]}"
     outputs = {"mask": encode_png(result.mask * 255), "overlay": encode_png(result.overlay)}
     if result.heatmap is not None:
@@ -200,10 +197,11 @@ def run_analysis(*, analysis_id: int, analyzer: Any, worker: str) -> Analysis | 
             fresh.finished_at = timezone.now()
             fresh.error = ""
             fresh.device = analyzer.device
-            fresh.segmenter_name = f"{analyzer.names[0]} {analyzer.manifest['segmenter']['version']}"
-            fresh.classifier_name = f"{analyzer.names[1]} {analyzer.manifest['classifier']['version']}"
+            fresh.segmenter_name = f"{analyzer.names[0]} {analyzer.model_manifest.segmenter.version}"
+            fresh.classifier_name = f"{analyzer.names[1]} {analyzer.model_manifest.classifier.version}"
             fresh.probability = result.probability
-            fresh.threshold = analyzer.threshold
+            fresh.threshold = point.threshold
+            fresh.operating_point = point.as_dict()
             fresh.mask, fresh.overlay, fresh.heatmap = mask_name, overlay_name, heat_name
             fresh.features = features
             fresh.stage_note = note
@@ -226,7 +224,7 @@ def run_analysis(*, analysis_id: int, analyzer: Any, worker: str) -> Analysis | 
 
 def _stuck(deadline: datetime) -> Q:
     """Queued or running since before the deadline, and not (re)started since."""
-    return (Q(status__in=[Analysis.Status.QUEUED, Analysis.Status.RUNNING], queued_at__lt=deadline)
+    return (Q(status__in=Analysis.PENDING, queued_at__lt=deadline)
             & ~Q(status=Analysis.Status.RUNNING, started_at__gte=deadline))
 
 

@@ -11,12 +11,17 @@ import logging
 
 from celery import current_app
 
+from lesions.models import Analysis
+
 logger = logging.getLogger("lesions.queueing")
 
 ANALYZE_TASK = "lesions.tasks.analyze_capture_task"
 THUMBNAIL_TASK = "lesions.tasks.make_thumbnail_task"
 # A web request must not hang on a dead broker: give up publishing after about a second.
 PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5}
+# Model work goes to the workers that loaded the models; light work (thumbnails, the sweep) to the rest.
+ANALYSIS_QUEUE = "gpu"
+LIGHT_QUEUE = "default"
 
 
 def _send(task: str, args: tuple, queue: str) -> bool:
@@ -30,18 +35,16 @@ def _send(task: str, args: tuple, queue: str) -> bool:
 
 
 def enqueue_analysis(analysis_id: int) -> bool:
-    return _send(ANALYZE_TASK, (analysis_id,), "gpu")
+    return _send(ANALYZE_TASK, (analysis_id,), ANALYSIS_QUEUE)
 
 
 def enqueue_thumbnail(capture_id: int) -> bool:
-    return _send(THUMBNAIL_TASK, (capture_id,), "default")
+    return _send(THUMBNAIL_TASK, (capture_id,), LIGHT_QUEUE)
 
 
 def enqueue_analysis_or_flag(analysis_id: int) -> bool:
     """Enqueue, and keep the answer on the row: a queued row the broker did not take is
     flagged `awaiting_broker`, so the next sweep pass (not the stuck deadline) sends it."""
-    from lesions.models import Analysis
-
     sent = enqueue_analysis(analysis_id)
     try:
         Analysis.objects.filter(pk=analysis_id, awaiting_broker=sent).update(awaiting_broker=not sent)
