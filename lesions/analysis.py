@@ -21,7 +21,6 @@ from lesions.notes import note_from_features, tds_record
 from lesions.queueing import enqueue_analysis_or_flag, enqueue_thumbnail
 from lesions.storage_names import random_name
 from lesions.stored_files import delete_quietly, save_new_file
-from ml import plausibility
 
 logger = logging.getLogger("lesions.analysis")
 SWEEP_BATCH = 500  # rows per sweep pass: a long outage is worked off over a few passes
@@ -158,6 +157,8 @@ def run_analysis(*, analysis_id: int, analyzer: Any, worker: str) -> Analysis | 
     except Exception as exc:
         raise BadImageError(f"The stored image cannot be decoded ({exc}).") from exc
     t_decode = time.perf_counter()
+    from ml import plausibility  # noqa: PLC0415 - numpy, loaded in workers only (web imports this module)
+
     refusal = plausibility.image_refusal(image)
     if refusal:
         return mark_not_analysable(analysis, refusal)

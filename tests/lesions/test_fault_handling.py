@@ -67,9 +67,11 @@ class FixedAnalyzer:
     """Stands in for the models: a fixed mask, probability and outputs (the pipeline around it is real)."""
 
     device = "cpu"
-    threshold = 0.3
     names = ("seg", "cls")
-    manifest = {"segmenter": {"version": "t"}, "classifier": {"version": "t", "threshold": 0.3}}
+
+    @property
+    def model_manifest(self):
+        return services.current_manifest()  # the shipped models' manifest (JSON only)
 
     def analyze(self, image, mm_per_pixel=None):
         from ml.inference import ImageAnalysis
