@@ -14,3 +14,5 @@ urlpatterns = [
     path("", include("clinic.urls")),
     path("", include("lesions.urls")),
 ]
+
+handler500 = "config.views.server_error"

@@ -9,20 +9,21 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from lesions.evolution import compare
 from lesions.images import decode_rgb, encode_png, thumbnail_png
 from lesions.models import Analysis, Capture
 from lesions.notes import note_from_features, tds_record
-from lesions.queueing import enqueue_analysis
+from lesions.queueing import enqueue_analysis_or_flag, enqueue_thumbnail
 from lesions.storage_names import random_name
+from lesions.stored_files import delete_quietly, save_new_file
 
 logger = logging.getLogger("lesions.analysis")
+SWEEP_BATCH = 500  # rows per sweep pass: a long outage is worked off over a few passes
 
 
 class TransientAnalysisError(Exception):
@@ -34,15 +35,32 @@ class BadImageError(Exception):
 
 
 def make_thumbnail(capture_id: int, size: int = 256) -> str | None:
-    """Light work for the CPU workers (`default` queue): a small PNG for lists. Idempotent."""
+    """Light work for the CPU workers (`default` queue): a small PNG for lists. Idempotent.
+
+    A storage failure raises TransientAnalysisError (the task retries, the sweep catches the
+    rest); an image that cannot be read is recorded on the capture so the sweep stops asking."""
     capture = Capture.objects.filter(pk=capture_id).first()
     if capture is None or capture.thumbnail:
         return capture.thumbnail.name if capture else None
-    name = default_storage.save(f"thumbnails/{capture.pk}-{random_name()[:8]}.png",
-                                ContentFile(thumbnail_png(read_capture_bytes(capture), size)))
-    updated = Capture.objects.filter(pk=capture_id, thumbnail="").update(thumbnail=name)
+    try:
+        png = thumbnail_png(read_capture_bytes(capture), size)
+    except BadImageError as exc:
+        Capture.objects.filter(pk=capture_id, thumbnail="").update(thumbnail_error=str(exc)[:200])
+        raise
+    except (OSError, ValueError, SyntaxError) as exc:  # Pillow's errors for undecodable bytes
+        Capture.objects.filter(pk=capture_id, thumbnail="").update(thumbnail_error=f"cannot be decoded ({exc})"[:200])
+        raise BadImageError(f"The stored image cannot be decoded ({exc}).") from exc
+    try:
+        name = save_new_file(f"thumbnails/{capture.pk}-{random_name()[:8]}.png", png)
+    except Exception as exc:
+        raise TransientAnalysisError(f"thumbnail write failed: {exc}") from exc
+    try:
+        updated = Capture.objects.filter(pk=capture_id, thumbnail="").update(thumbnail=name)
+    except BaseException:
+        delete_quietly(name)
+        raise
     if not updated:  # another delivery won the race
-        default_storage.delete(name)
+        delete_quietly(name)
     return name
 
 
@@ -54,7 +72,7 @@ def _claim(analysis_id: int, worker: str) -> Analysis | None:
     """
     with transaction.atomic():
         analysis = Analysis.objects.select_for_update().filter(pk=analysis_id).first()
-        if analysis is None or analysis.status == Analysis.Status.DONE:
+        if analysis is None or analysis.status in (Analysis.Status.DONE, Analysis.Status.NOT_ANALYSABLE):
             return None
         if analysis.attempts >= settings.ANALYSIS_MAX_ATTEMPTS:
             _fail(analysis, f"Gave up after {analysis.attempts} attempts: the worker stopped while analysing "
@@ -80,8 +98,24 @@ def _fail(analysis: Analysis, reason: str) -> None:
 def mark_failed(analysis_id: int, reason: str) -> None:
     with transaction.atomic():
         analysis = Analysis.objects.select_for_update().get(pk=analysis_id)
-        if analysis.status != Analysis.Status.DONE:
+        if not analysis.is_finished:
             _fail(analysis, reason)
+
+
+def mark_not_analysable(analysis: Analysis, reason: str) -> Analysis:
+    """The image is stored but is not a plausible skin-lesion capture: no score, no outputs,
+    and (having no done status) it never feeds the growth comparison of later captures."""
+    with transaction.atomic():
+        fresh = Analysis.objects.select_for_update().get(pk=analysis.pk)
+        if fresh.is_finished:  # another delivery finished first
+            return fresh
+        fresh.status = Analysis.Status.NOT_ANALYSABLE
+        fresh.error = reason
+        fresh.finished_at = timezone.now()
+        fresh.probability = None
+        fresh.save(update_fields=["status", "error", "finished_at", "probability"])
+    logger.info("analysis refused analysis_id=%s capture_id=%s reason=%s", fresh.pk, fresh.capture_id, reason)
+    return fresh
 
 
 def mark_queued_for_retry(analysis_id: int, reason: str) -> None:
@@ -128,8 +162,16 @@ def run_analysis(*, analysis_id: int, analyzer: Any, worker: str) -> Analysis | 
     except Exception as exc:
         raise BadImageError(f"The stored image cannot be decoded ({exc}).") from exc
     t_decode = time.perf_counter()
+    from ml import plausibility  # noqa: PLC0415 - numpy, loaded in workers only (web imports this module)
+
+    refusal = plausibility.image_refusal(image)
+    if refusal:
+        return mark_not_analysable(analysis, refusal)
     result = analyzer.analyze(image, capture.mm_per_pixel)
     t_model = time.perf_counter()
+    refusal = plausibility.mask_refusal(result.mask)
+    if refusal:
+        return mark_not_analysable(analysis, refusal)
     features = dict(result.features)
     if features:
         features["tds"] = tds_record(features, capture.structures)
@@ -143,65 +185,111 @@ def run_analysis(*, analysis_id: int, analyzer: Any, worker: str) -> Analysis | 
     point = analyzer.model_manifest.operating_point()  # of the models this worker loaded
     note = note_from_features(result.probability, point, features)
     stem = f"analyses/{capture.pk}-{analysis.pk}-{random_name()[:8]}"
+    outputs = {"mask": encode_png(result.mask * 255), "overlay": encode_png(result.overlay)}
+    if result.heatmap is not None:
+        outputs["heatmap"] = encode_png(result.heatmap)
+    written: dict[str, str] = {}
     try:
-        mask_name = default_storage.save(f"{stem}-mask.png", ContentFile(encode_png(result.mask * 255)))
-        overlay_name = default_storage.save(f"{stem}-overlay.png", ContentFile(encode_png(result.overlay)))
-        heat_name = (default_storage.save(f"{stem}-heatmap.png", ContentFile(encode_png(result.heatmap)))
-                     if result.heatmap is not None else "")
-    except OSError as exc:
+        for kind, content in outputs.items():
+            written[kind] = save_new_file(f"{stem}-{kind}.png", content)
+    except Exception as exc:
+        delete_quietly(*written.values())  # all three or none
         raise TransientAnalysisError(f"storage write failed: {exc}") from exc
+    mask_name, overlay_name, heat_name = written["mask"], written["overlay"], written.get("heatmap", "")
     t_store = time.perf_counter()
-    with transaction.atomic():
-        fresh = Analysis.objects.select_for_update().get(pk=analysis.pk)
-        if fresh.status == Analysis.Status.DONE:  # another delivery finished first
-            for name in (mask_name, overlay_name, heat_name):
-                if name:
-                    default_storage.delete(name)
-            return fresh
-        fresh.status = Analysis.Status.DONE
-        fresh.finished_at = timezone.now()
-        fresh.error = ""
-        fresh.device = analyzer.device
-        fresh.segmenter_name = f"{analyzer.names[0]} {analyzer.model_manifest.segmenter.version}"
-        fresh.classifier_name = f"{analyzer.names[1]} {analyzer.model_manifest.classifier.version}"
-        fresh.probability = result.probability
-        fresh.threshold = point.threshold
-        fresh.operating_point = point.as_dict()
-        fresh.mask, fresh.overlay, fresh.heatmap = mask_name, overlay_name, heat_name
-        fresh.features = features
-        fresh.stage_note = note
-        embedding = getattr(result, "embedding", None)
-        fresh.embedding = embedding_bytes(embedding) if embedding is not None else None
-        fresh.timings = {
-            "queue_wait_s": max(0.0, (fresh.started_at - fresh.queued_at).total_seconds()) if fresh.started_at else None,
-            "image_load_s": t_load - started, "decode_s": t_decode - t_load,
-            **{k: v for k, v in result.timings.items()},
-            "model_total_s": t_model - t_decode, "storage_write_s": t_store - t_model,
-            "total_s": time.perf_counter() - started,
-        }
-        fresh.save()
+    try:
+        with transaction.atomic():
+            fresh = Analysis.objects.select_for_update().get(pk=analysis.pk)
+            if fresh.is_finished:  # another delivery finished first
+                delete_quietly(mask_name, overlay_name, heat_name)
+                return fresh
+            fresh.status = Analysis.Status.DONE
+            fresh.finished_at = timezone.now()
+            fresh.error = ""
+            fresh.device = analyzer.device
+            fresh.segmenter_name = f"{analyzer.names[0]} {analyzer.model_manifest.segmenter.version}"
+            fresh.classifier_name = f"{analyzer.names[1]} {analyzer.model_manifest.classifier.version}"
+            fresh.probability = result.probability
+            fresh.threshold = point.threshold
+            fresh.operating_point = point.as_dict()
+            fresh.mask, fresh.overlay, fresh.heatmap = mask_name, overlay_name, heat_name
+            fresh.features = features
+            fresh.stage_note = note
+            embedding = getattr(result, "embedding", None)
+            fresh.embedding = embedding_bytes(embedding) if embedding is not None else None
+            fresh.timings = {
+                "queue_wait_s": max(0.0, (fresh.started_at - fresh.queued_at).total_seconds()) if fresh.started_at else None,
+                "image_load_s": t_load - started, "decode_s": t_decode - t_load,
+                **{k: v for k, v in result.timings.items()},
+                "model_total_s": t_model - t_decode, "storage_write_s": t_store - t_model,
+                "total_s": time.perf_counter() - started,
+            }
+            fresh.save()
+    except BaseException:
+        # The row does not point at them: remove the outputs of a commit that failed.
+        delete_quietly(mask_name, overlay_name, heat_name)
+        raise
     logger.info("analysis done %s probability=%.3f total_s=%.3f", log_ids, result.probability,
                 fresh.timings["total_s"])
     return fresh
 
 
+def _stuck(deadline: datetime) -> Q:
+    """Queued or running since before the deadline, and not (re)started since."""
+    return (Q(status__in=Analysis.PENDING, queued_at__lt=deadline)
+            & ~Q(status=Analysis.Status.RUNNING, started_at__gte=deadline))
+
+
+def stuck_analysis_ids(deadline: datetime) -> list[int]:
+    """Candidates for the sweep; each is checked again under its row lock before it is touched."""
+    waiting = Q(status=Analysis.Status.QUEUED, awaiting_broker=True)
+    return list(Analysis.objects.filter(_stuck(deadline) | waiting).order_by("queued_at", "id")
+                .values_list("pk", flat=True)[:SWEEP_BATCH])
+
+
+def _requeue_if_still_stuck(analysis_id: int, deadline: datetime, now: datetime) -> bool:
+    """The sweep's write. The status is checked again under the row lock: between the sweep's
+    read and this write a worker may have finished the analysis, and a done row must never
+    go back to queued (it would be analysed twice)."""
+    waiting = Q(status=Analysis.Status.QUEUED, awaiting_broker=True)
+    with transaction.atomic():
+        analysis = (Analysis.objects.select_for_update().filter(_stuck(deadline) | waiting, pk=analysis_id)
+                    .first())
+        if analysis is None:
+            logger.info("sweep skipped analysis_id=%s: it moved on since it was selected", analysis_id)
+            return False
+        if analysis.attempts >= settings.ANALYSIS_MAX_ATTEMPTS:
+            _fail(analysis, f"Gave up after {analysis.attempts} attempts.")
+            return False
+        analysis.status = Analysis.Status.QUEUED
+        analysis.queued_at = now
+        analysis.save(update_fields=["status", "queued_at"])
+    return True
+
+
 def requeue_stuck_analyses(*, now: datetime | None = None) -> list[int]:
     """Re-enqueue analyses stuck in queued/running past the deadline (for example after a
-    broker lost its queue or a worker died). Rows out of attempts are failed instead."""
+    broker lost its queue or a worker died) and queued rows the broker never took (it was
+    down at upload). Rows out of attempts are failed instead."""
     now = now or timezone.now()
     deadline = now - timedelta(seconds=settings.ANALYSIS_STUCK_AFTER_SECONDS)
-    stuck = list(Analysis.objects.filter(status__in=Analysis.PENDING)
-                 .filter(queued_at__lt=deadline)
-                 .exclude(status=Analysis.Status.RUNNING, started_at__gte=deadline)
-                 .values_list("pk", "attempts"))
     requeued = []
-    for pk, attempts in stuck:
-        if attempts >= settings.ANALYSIS_MAX_ATTEMPTS:
-            mark_failed(pk, f"Gave up after {attempts} attempts.")
-            continue
-        Analysis.objects.filter(pk=pk).update(status=Analysis.Status.QUEUED, queued_at=now)
-        enqueue_analysis(pk)
-        requeued.append(pk)
+    for pk in stuck_analysis_ids(deadline):
+        if _requeue_if_still_stuck(pk, deadline, now) and enqueue_analysis_or_flag(pk):
+            requeued.append(pk)
     if requeued:
         logger.info("requeued stuck analyses ids=%s", requeued)
     return requeued
+
+
+def requeue_missing_thumbnails(*, now: datetime | None = None) -> list[int]:
+    """Enqueue the thumbnail of every capture that has none a while after upload (its task
+    was never sent, or gave up). Captures whose image cannot be read are left alone."""
+    now = now or timezone.now()
+    deadline = now - timedelta(seconds=settings.THUMBNAIL_STUCK_AFTER_SECONDS)
+    ids = list(Capture.objects.filter(thumbnail="", thumbnail_error="", created_at__lt=deadline)
+               .order_by("id").values_list("pk", flat=True)[:SWEEP_BATCH])
+    sent = [pk for pk in ids if enqueue_thumbnail(pk)]
+    if sent:
+        logger.info("requeued missing thumbnails capture_ids=%s", sent)
+    return sent

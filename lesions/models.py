@@ -138,6 +138,8 @@ class Capture(models.Model):
     lesion = models.ForeignKey(Lesion, on_delete=models.CASCADE, related_name="captures")
     image = models.FileField(upload_to=capture_upload_path, max_length=200)
     thumbnail = models.FileField(max_length=200, blank=True)
+    # Why no thumbnail can be made (the stored image is missing or unreadable): the sweep skips these.
+    thumbnail_error = models.CharField(max_length=200, blank=True)
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
     sha256 = models.CharField("SHA-256 of the uploaded bytes", max_length=64)
@@ -182,14 +184,19 @@ class Analysis(models.Model):
         RUNNING = "running", "Running"
         DONE = "done", "Done"
         FAILED = "failed", "Failed"
+        # Stored, but not a plausible skin-lesion image (ml.plausibility): never scored,
+        # never compared for growth; `error` holds the reason shown to the clinician.
+        NOT_ANALYSABLE = "not_analysable", "Not analysable"
 
     PENDING = (Status.QUEUED, Status.RUNNING)
-    FINISHED = (Status.DONE, Status.FAILED)
+    FINISHED = (Status.DONE, Status.FAILED, Status.NOT_ANALYSABLE)
 
     capture = models.ForeignKey(Capture, on_delete=models.CASCADE, related_name="analyses")
     model_version = models.CharField(max_length=80)
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED, db_index=True)
-    error = models.TextField(blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    error = models.TextField(blank=True, help_text="why it failed, or why the image is not analysable")
+    # Queued, but the broker did not take the job (it was down): the next sweep pass enqueues it.
+    awaiting_broker = models.BooleanField(default=False)
     attempts = models.PositiveIntegerField(default=0)
     queued_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -250,3 +257,7 @@ class Analysis(models.Model):
     @property
     def is_failed(self) -> bool:
         return self.status == self.Status.FAILED
+
+    @property
+    def is_not_analysable(self) -> bool:
+        return self.status == self.Status.NOT_ANALYSABLE

@@ -9,7 +9,6 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.http import HttpRequest
@@ -21,13 +20,18 @@ from lesions.forms import DERMOSCOPIC_STRUCTURES
 from lesions.images import clean_image_bytes, reduced_rgb
 from lesions.models import Analysis, Capture, Histopathology, Lesion
 from lesions.notes import note_from_features, operating_point_of, tds_record
-from lesions.queueing import enqueue_analysis, enqueue_thumbnail
+from lesions.queueing import enqueue_analysis_or_flag, enqueue_thumbnail
 from lesions.recalls import DEFAULT_INTERVAL, next_review_date
 from lesions.storage_names import random_name
+from lesions.stored_files import delete_quietly, save_new_file
 from ml import contracts
 from ml.contracts import ModelManifest
 
 logger = logging.getLogger("lesions.services")
+
+
+class CaptureNotSavedError(Exception):
+    """Storage or the database failed while saving a capture; nothing of it was kept."""
 
 
 @functools.cache
@@ -94,7 +98,10 @@ def capture_create(*, request: HttpRequest | None, user: Any, lesion: Lesion, da
                    taken_at: datetime | None = None) -> Capture:
     """Validate, clean and store an image, then queue its analysis once the row is committed.
 
-    Raises ValidationError (with a message for the form) before anything is written.
+    Raises ValidationError (with a message for the form) before anything is written, and
+    CaptureNotSavedError when storage or the database fails: then no file and no row are kept.
+    `capture.analysis_enqueued` says whether the broker took the analysis (False: the row waits
+    queued for the sweep, which enqueues it once the broker is back).
     """
     clean = clean_image_bytes(data)
     quality = capture_quality(clean.content)
@@ -102,8 +109,10 @@ def capture_create(*, request: HttpRequest | None, user: Any, lesion: Lesion, da
         mm_per_pixel = field_of_view_mm / clean.width
     elif mm_per_pixel is not None:
         mm_per_pixel *= clean.downscale  # given for the original; a stored pixel spans `downscale` of them
-    stored_name = default_storage.save(f"captures/{random_name()}.{clean.extension}", ContentFile(clean.content))
+    stored_name = f"captures/{random_name()}.{clean.extension}"
+    enqueued: dict[str, bool] = {}
     try:
+        stored_name = save_new_file(stored_name, clean.content)
         with transaction.atomic():
             capture = Capture.objects.create(
                 lesion=lesion, image=stored_name, width=clean.width, height=clean.height, sha256=clean.sha256,
@@ -112,12 +121,19 @@ def capture_create(*, request: HttpRequest | None, user: Any, lesion: Lesion, da
             analysis = Analysis.objects.create(capture=capture, model_version=current_model_version())
             audit.record(request=request, user=user, action=AuditEvent.Action.CREATE, obj=capture,
                          clinic_id=lesion.patient.clinic_id, detail={"sha256": clean.sha256, "source": source})
-            transaction.on_commit(lambda: enqueue_analysis(analysis.pk))
-            transaction.on_commit(lambda: enqueue_thumbnail(capture.pk))
-    except Exception:
+            # robust: a failing callback must not look like a failed save (the row is committed by then).
+            transaction.on_commit(lambda: enqueued.update(analysis=enqueue_analysis_or_flag(analysis.pk)), robust=True)
+            transaction.on_commit(lambda: enqueue_thumbnail(capture.pk), robust=True)
+    except BaseException as exc:
         # The row never committed: do not leave an orphaned file behind.
-        default_storage.delete(stored_name)
+        delete_quietly(stored_name)
+        if isinstance(exc, Exception):
+            logger.exception("capture not saved lesion_id=%s", lesion.pk)
+            raise CaptureNotSavedError("The image was not saved because of a storage or database problem; "
+                                       "please try again.") from exc
         raise
+    # True or False once the enqueue ran; None while an outer transaction has not committed yet.
+    capture.analysis_enqueued = enqueued.get("analysis")
     return capture
 
 
@@ -157,7 +173,7 @@ def reanalyze(*, captures, model_version: str | None = None) -> list[int]:
                 analysis.status, analysis.attempts, analysis.error = Analysis.Status.QUEUED, 0, ""
                 analysis.queued_at = timezone.now()
                 analysis.save(update_fields=["status", "attempts", "error", "queued_at"])
-            transaction.on_commit(lambda pk=analysis.pk: enqueue_analysis(pk))
+            transaction.on_commit(lambda pk=analysis.pk: enqueue_analysis_or_flag(pk), robust=True)
             queued.append(analysis.pk)
     return queued
 

@@ -10,7 +10,7 @@ from celery.signals import worker_process_init, worker_ready
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from lesions import analysis
+from lesions import analysis, orphans
 from lesions.queueing import ANALYSIS_QUEUE
 from lesions.worker import load_analyzer, worker_name
 
@@ -38,26 +38,33 @@ def _serves_gpu_queue(consumer_or_worker) -> bool:
         return True
 
 
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=5,
+def retry_countdown(retries: int) -> int:
+    """Capped exponential backoff: 1, 2, 4, 8, 16, then every RETRY_BACKOFF_CAP_SECONDS. With
+    TRANSIENT_MAX_RETRIES retries a task outlasts an outage of about 19 minutes, and once the
+    database or storage is back the next try comes within the cap (30 s)."""
+    return min(settings.RETRY_BACKOFF_CAP_SECONDS, 2 ** retries)
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=settings.TRANSIENT_MAX_RETRIES,
              soft_time_limit=settings.ANALYSIS_SOFT_TIME_LIMIT, time_limit=settings.ANALYSIS_TIME_LIMIT)
 def analyze_capture_task(self, analysis_id: int) -> None:
     try:
         analysis.run_analysis(analysis_id=analysis_id, analyzer=load_analyzer(), worker=worker_name())
     except analysis.BadImageError as exc:
-        analysis.mark_failed(analysis_id, str(exc))
+        _try_mark_failed(analysis_id, str(exc))
     except SoftTimeLimitExceeded:
-        analysis.mark_failed(analysis_id, f"Analysis took longer than {settings.ANALYSIS_SOFT_TIME_LIMIT} s.")
+        _try_mark_failed(analysis_id, f"Analysis took longer than {settings.ANALYSIS_SOFT_TIME_LIMIT} s.")
     except (analysis.TransientAnalysisError, OperationalError, InterfaceError) as exc:
-        # Storage or database trouble: retry with backoff (the row keeps its attempt count).
+        # Storage or database trouble: retry with a capped backoff (the row keeps its attempt count).
         _try_mark_queued(analysis_id, str(exc))
         if self.request.retries >= self.max_retries:
-            analysis.mark_failed(analysis_id, f"Still failing after {self.max_retries} retries: {exc}")
+            _try_mark_failed(analysis_id, f"Still failing after {self.max_retries} retries: {exc}")
             return
-        raise self.retry(exc=exc, countdown=min(60, 2 ** self.request.retries)) from exc
+        raise self.retry(exc=exc, countdown=retry_countdown(self.request.retries)) from exc
     except Exception as exc:
         # An unexpected error in our own code or the model: record it, do not loop.
         logger.exception("analysis crashed analysis_id=%s", analysis_id)
-        analysis.mark_failed(analysis_id, f"Analysis error: {type(exc).__name__}: {exc}")
+        _try_mark_failed(analysis_id, f"Analysis error: {type(exc).__name__}: {exc}")
 
 
 def _try_mark_queued(analysis_id: int, reason: str) -> None:
@@ -68,16 +75,35 @@ def _try_mark_queued(analysis_id: int, reason: str) -> None:
                        analysis_id)
 
 
-@shared_task(bind=True, acks_late=True, max_retries=3, soft_time_limit=30, time_limit=60)
+def _try_mark_failed(analysis_id: int, reason: str) -> None:
+    try:
+        analysis.mark_failed(analysis_id, reason)
+    except (OperationalError, InterfaceError):
+        # The database is down as well: the row stays queued/running and the sweep settles it.
+        logger.warning("database unavailable; analysis_id=%s not marked failed (%s); the sweep will take it",
+                       analysis_id, reason)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=settings.TRANSIENT_MAX_RETRIES, soft_time_limit=30,
+             time_limit=60)
 def make_thumbnail_task(self, capture_id: int) -> None:
     try:
         analysis.make_thumbnail(capture_id)
     except (analysis.TransientAnalysisError, OperationalError, InterfaceError) as exc:
-        raise self.retry(exc=exc, countdown=2 ** self.request.retries) from exc
-    except analysis.BadImageError:
-        logger.warning("no thumbnail for capture_id=%s: image missing", capture_id)
+        if self.request.retries >= self.max_retries:
+            logger.warning("thumbnail gave up capture_id=%s (%s); the sweep will enqueue it again", capture_id, exc)
+            return
+        raise self.retry(exc=exc, countdown=retry_countdown(self.request.retries)) from exc
+    except analysis.BadImageError as exc:
+        logger.warning("no thumbnail for capture_id=%s: %s", capture_id, exc)
 
 
 @shared_task(acks_late=True, soft_time_limit=60, time_limit=90)
 def requeue_stuck_analyses_task() -> int:
-    return len(analysis.requeue_stuck_analyses())
+    """The beat sweep: stranded analyses and missing thumbnails."""
+    return len(analysis.requeue_stuck_analyses()) + len(analysis.requeue_missing_thumbnails())
+
+
+@shared_task(acks_late=True, soft_time_limit=600, time_limit=660)
+def remove_orphan_files_task() -> int:
+    return len(orphans.remove_orphan_files())

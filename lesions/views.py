@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 import csv
+import functools
+import logging
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
@@ -36,6 +39,7 @@ from lesions.presentation import (
     patient_context,
 )
 
+logger = logging.getLogger("lesions.views")
 IMAGE_KINDS = {"original", "thumbnail", "mask", "overlay", "heatmap"}
 
 
@@ -81,6 +85,10 @@ def lesion_report(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "lesions/report.html", case_context(lesion))
 
 
+NOT_SAVED = "The image was not saved because of a server problem (storage or database); please try again."
+QUEUE_DOWN = "analysis will start when the queue is back"
+
+
 @require_POST
 def capture_upload(request: HttpRequest, pk: int) -> HttpResponse:
     lesion = selectors.lesion_for(request.user, pk)
@@ -92,26 +100,54 @@ def capture_upload(request: HttpRequest, pk: int) -> HttpResponse:
             for refusal in refusals:
                 form.add_error("images", refusal)
         return render(request, "lesions/case.html", case_context(lesion, upload_form=form), status=400)
-    saved, errors = 0, list(refusals)
+    saved, waiting, errors, server_failed = 0, 0, list(refusals), False
     for upload in form.cleaned_data["images"]:
         try:
-            services.capture_create(
+            capture = services.capture_create(
                 request=request, user=request.user, lesion=lesion, data=upload.read(), filename=upload.name,
                 modality=form.cleaned_data["modality"], device=form.cleaned_data["device"],
                 mm_per_pixel=form.cleaned_data["mm_per_pixel"],
                 field_of_view_mm=form.cleaned_data["field_of_view_mm"])
             saved += 1
+            waiting += capture.analysis_enqueued is False
         except ValidationError as exc:
             errors.append(f"{upload.name}: {' '.join(exc.messages)}")
+        except services.CaptureNotSavedError:
+            errors.append(f"{upload.name}: {NOT_SAVED}")
+            server_failed = True
     if saved:
-        messages.success(request, f"{saved} image{'s' if saved > 1 else ''} saved; analysis queued.")
+        plural = "s" if saved > 1 else ""
+        if waiting:
+            messages.warning(request, f"{saved} image{plural} saved; {QUEUE_DOWN}.")
+        else:
+            messages.success(request, f"{saved} image{plural} saved; analysis queued.")
     if errors:
         for error in errors:
             form.add_error("images", error)
-        return render(request, "lesions/case.html", case_context(lesion, upload_form=form), status=400)
+        return render(request, "lesions/case.html", case_context(lesion, upload_form=form),
+                      status=503 if server_failed else 400)
     return redirect(f"{_case_url(lesion.pk)}#captures")
 
 
+def json_answers(view):
+    """The webcam endpoint answers JSON whatever happens: its caller is a script that shows
+    `error` to the clinician and keeps the picture for another try."""
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> JsonResponse:
+        if not request.user.is_authenticated:
+            return JsonResponse({"ok": False, "error": "Your session has ended. Log in again in another tab, "
+                                 "then save the picture again."}, status=401)
+        try:
+            return view(request, *args, **kwargs)
+        except Http404:
+            return JsonResponse({"ok": False, "error": "This lesion was not found."}, status=404)
+        except Exception:
+            logger.exception("webcam capture failed path=%s", request.path)
+            return JsonResponse({"ok": False, "error": NOT_SAVED}, status=500)
+    return login_not_required(wrapper)  # the wrapper checks the login itself, answering JSON
+
+
+@json_answers
 @require_POST
 def webcam_capture(request: HttpRequest, pk: int) -> JsonResponse:
     """The webcam page posts the still as a multipart blob (with the CSRF token header)."""
@@ -132,7 +168,14 @@ def webcam_capture(request: HttpRequest, pk: int) -> JsonResponse:
             mm_per_pixel=meta.cleaned_data["mm_per_pixel"], field_of_view_mm=meta.cleaned_data["field_of_view_mm"])
     except ValidationError as exc:
         return JsonResponse({"ok": False, "error": " ".join(exc.messages)}, status=400)
-    return JsonResponse({"ok": True, "capture_id": capture.pk})
+    except services.CaptureNotSavedError:
+        return JsonResponse({"ok": False, "error": NOT_SAVED}, status=503)
+    queued = capture.analysis_enqueued is not False
+    if not queued:  # shown on the case page the script reloads
+        messages.warning(request, f"Image saved; {QUEUE_DOWN}.")
+    return JsonResponse({"ok": True, "capture_id": capture.pk, "analysis_queued": queued,
+                         "message": f"Saved as capture {capture.pk}; "
+                                    + ("analysis queued." if queued else f"{QUEUE_DOWN}.")})
 
 
 @require_POST

@@ -83,6 +83,9 @@ TEMPLATES = [
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'lesiontrack.sqlite3'}")}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+# A kept connection is checked before reuse, so a database restart costs a reconnect, not a 500.
+# https://docs.djangoproject.com/en/5.2/ref/databases/#caveats
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # The laptop default has a web process and a worker writing to one file: wait for the lock
     # rather than fail, and take it at the start of each transaction.
@@ -111,8 +114,12 @@ SESSION_SAVE_EVERY_REQUEST = False
 STATUS_POLL_MAX_SECONDS = env.int("STATUS_POLL_MAX_SECONDS", default=10 * 60)
 # Flash messages name patients ("Patient Ada Example created."): kept in the session, not in a cookie.
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+# A database error while saving the session is answered as the server error it is (500 page),
+# never as Django's "400 Bad Request" (see config.sessions).
+SESSION_ENGINE = "config.sessions"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+CSRF_FAILURE_VIEW = "config.views.csrf_failure"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
@@ -221,8 +228,15 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 # Queues are chosen where work is sent (lesions/queueing.py): analyses on "gpu", light work on "default".
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# The sweep is cheap (two indexed queries when nothing is stuck) and runs often, so a row the
+# broker never took is sent within a pass of the broker coming back.
+ANALYSIS_SWEEP_INTERVAL_SECONDS = env.float("ANALYSIS_SWEEP_INTERVAL_SECONDS", default=30.0)
+ORPHAN_SWEEP_INTERVAL_SECONDS = env.float("ORPHAN_SWEEP_INTERVAL_SECONDS", default=3600.0)
 CELERY_BEAT_SCHEDULE = {
-    "requeue-stuck-analyses": {"task": "lesions.tasks.requeue_stuck_analyses_task", "schedule": 120.0},
+    "requeue-stuck-analyses": {"task": "lesions.tasks.requeue_stuck_analyses_task",
+                               "schedule": ANALYSIS_SWEEP_INTERVAL_SECONDS},
+    "remove-orphan-files": {"task": "lesions.tasks.remove_orphan_files_task",
+                            "schedule": ORPHAN_SWEEP_INTERVAL_SECONDS},
 }
 
 # Analysis.
@@ -230,6 +244,13 @@ ANALYSIS_SOFT_TIME_LIMIT = env.int("ANALYSIS_SOFT_TIME_LIMIT", default=300)
 ANALYSIS_TIME_LIMIT = env.int("ANALYSIS_TIME_LIMIT", default=360)
 ANALYSIS_MAX_ATTEMPTS = env.int("ANALYSIS_MAX_ATTEMPTS", default=3)
 ANALYSIS_STUCK_AFTER_SECONDS = env.int("ANALYSIS_STUCK_AFTER_SECONDS", default=600)
+THUMBNAIL_STUCK_AFTER_SECONDS = env.int("THUMBNAIL_STUCK_AFTER_SECONDS", default=120)
+# Transient (database, storage) errors: retries every 1, 2, 4, 8, 16 s then every 30 s.
+RETRY_BACKOFF_CAP_SECONDS = env.int("RETRY_BACKOFF_CAP_SECONDS", default=30)
+TRANSIENT_MAX_RETRIES = env.int("TRANSIENT_MAX_RETRIES", default=40)
+# A stored file that no row names is removed once older than this: longer than the longest
+# window between writing a file and committing its row (an analysis's hard time limit).
+ORPHAN_GRACE_SECONDS = env.int("ORPHAN_GRACE_SECONDS", default=3600)
 ML_MODELS_DIR = env.str("ML_MODELS_DIR", default=str(BASE_DIR / "ml" / "models"))
 LESION_GROWTH_FLAG_FRACTION = env.float("LESION_GROWTH_FLAG_FRACTION", default=0.2)
 # Similar confirmed cases: each web process rebuilds a clinic's index when older than this.

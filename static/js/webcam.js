@@ -102,7 +102,7 @@
       body.append("modality", root.querySelector("[data-role=modality]").value);
       fetch(root.dataset.url, {
         method: "POST", body: body, credentials: "same-origin",
-        headers: { "X-CSRFToken": csrfToken() }
+        headers: { "X-CSRFToken": csrfToken(), "Accept": "application/json" }
       })
         .then(function (r) { return r.json().then(function (data) { return { ok: r.ok, data: data }; }); })
         .then(function (res) {
@@ -112,7 +112,7 @@
             return;
           }
           if (stream) { stream.getTracks().forEach(function (t) { t.stop(); }); }
-          say("Saved as capture " + res.data.capture_id + "; analysis queued.");
+          say(res.data.message || ("Saved as capture " + res.data.capture_id + "."));
           window.location.reload();
         })
         .catch(function () {

@@ -10,11 +10,11 @@ import pytest
 from django.urls import reverse
 
 from clinic import services as clinic_services
-from lesions import services
 from lesions.models import Capture
 from tests.conftest import require_service, worker_environment
 from tests.factories import lesion_image
-from tests.support.processes import run_sweep, start_worker, stop_process
+from tests.support.broker import publish_to
+from tests.support.processes import start_worker, stop_process
 from tests.support.servers import PrivateRedis, SeaweedS3, weed_binary
 
 pytestmark = [pytest.mark.security, pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -44,15 +44,24 @@ def s3_settings(settings, s3_server):
             "S3_ACCESS_KEY_ID": s3_server.access_key, "S3_SECRET_ACCESS_KEY": s3_server.secret_key}
 
 
+@pytest.fixture
+def private_redis(tmp_path):
+    redis = PrivateRedis(tmp_path)
+    redis.start()
+    yield redis
+    redis.stop()
+
+
 def object_keys(s3_server) -> set[str]:
     listing = s3_server.client().list_objects_v2(Bucket=BUCKET)
     return {item["Key"] for item in listing.get("Contents", [])}
 
 
 def test_upload_analysis_presigned_images_and_deletion_on_s3(s3_server, s3_settings, client_logged_in, lesion,
-                                                             media_root, monkeypatch, tmp_path):
-    monkeypatch.setattr(services, "enqueue_analysis", lambda analysis_id: None)
-    monkeypatch.setattr(services, "enqueue_thumbnail", lambda capture_id: None)
+                                                             media_root, monkeypatch, tmp_path, private_redis):
+    # The upload publishes to a private broker through the real client; the worker starts later.
+    redis = private_redis
+    publish_to(monkeypatch, redis.url)
     response = client_logged_in.post(reverse("lesion_upload", args=[lesion.pk]), {
         "images": [_file(lesion_image((240, 180)))], "modality": "dermoscopic"})
     assert response.status_code == 302
@@ -63,23 +72,20 @@ def test_upload_analysis_presigned_images_and_deletion_on_s3(s3_server, s3_setti
         urllib.request.urlopen(f"{s3_server.endpoint}/{BUCKET}/{capture.image.name}")
     assert refused.value.code == 403
 
-    redis = PrivateRedis(tmp_path)
-    redis.start()
     env = {**worker_environment(media_root), **s3_settings, "CELERY_BROKER_URL": redis.url}
     worker = start_worker(env=env, name="s3", log_path=tmp_path / "s3-worker.log")
     try:
-        run_sweep(env)
         analysis = capture.analyses.get()
         deadline = time.monotonic() + 120
-        while not analysis.is_finished and time.monotonic() < deadline:
+        while not (analysis.is_finished and capture.thumbnail) and time.monotonic() < deadline:
             time.sleep(0.3)
             analysis.refresh_from_db()
+            capture.refresh_from_db()
     finally:
         stop_process(worker)
-        redis.stop()
     assert analysis.status == "done", analysis.error
     keys = object_keys(s3_server)
-    assert {analysis.mask.name, analysis.overlay.name, analysis.heatmap.name} <= keys
+    assert {analysis.mask.name, analysis.overlay.name, analysis.heatmap.name, capture.thumbnail.name} <= keys
 
     # The page hands out short-lived presigned URLs, only after the clinic check.
     response = client_logged_in.get(reverse("capture_image", args=[capture.pk, "overlay"]))

@@ -3,7 +3,11 @@ LESIONTRACK_FAULT. Used as ``celery -A tests.support.fault_worker worker``; neve
 
 - ``slow``: each analysis sleeps LESIONTRACK_FAULT_SECONDS first (time to kill the worker mid-way)
 - ``crash_on_marker``: the process dies (os._exit) on images LESIONTRACK_FAULT_WIDTH pixels wide
-- ``flaky_storage``: the first read of each capture's image fails with an OSError
+- ``flaky_storage``: the storage's first open of each capture image fails with an OSError
+  (the real read_capture_bytes maps it to a transient error)
+- ``sweep_race``: the sweep, having picked its stuck rows, waits until none of them is still
+  running (a worker finished it) before it writes: the race between a finishing worker and
+  the sweep, made certain instead of likely
 """
 
 from __future__ import annotations
@@ -46,19 +50,37 @@ def faulty_load_analyzer():
 tasks.load_analyzer = faulty_load_analyzer
 
 if FAULT == "flaky_storage":
-    real_read = analysis.read_capture_bytes
+    from django.core.files.storage import default_storage
+
     marker_dir = Path(os.environ["LESIONTRACK_FAULT_DIR"])
+    storage_class = type(default_storage._wrapped if hasattr(default_storage, "_wrapped") else default_storage)
+    real_open = storage_class.open
 
-    def flaky_read(capture):
-        marker = marker_dir / f"failed-once-{capture.pk}"
-        if not marker.exists():
+    def flaky_open(self, name, mode="rb"):
+        marker = marker_dir / f"failed-once-{Path(name).name}"
+        if name.startswith("captures/") and not marker.exists():
             marker.touch()
-            try:
-                raise OSError("simulated storage outage")
-            except OSError as exc:
-                raise analysis.TransientAnalysisError(f"storage read failed: {exc}") from exc
-        return real_read(capture)
+            raise OSError(5, "Input/output error (simulated storage outage)")
+        return real_open(self, name, mode)
 
-    analysis.read_capture_bytes = flaky_read
+    storage_class.open = flaky_open
+
+if FAULT == "sweep_race":
+    from lesions.models import Analysis
+
+    real_stuck_ids = analysis.stuck_analysis_ids
+
+    def stuck_ids_then_wait(deadline):
+        ids = real_stuck_ids(deadline)
+        if ids:
+            print(f"sweep picked ids={ids}; waiting for them to leave running", flush=True)
+            until = time.monotonic() + float(os.environ.get("LESIONTRACK_FAULT_SECONDS", "120"))
+            while (Analysis.objects.filter(pk__in=ids, status=Analysis.Status.RUNNING).exists()
+                   and time.monotonic() < until):
+                time.sleep(0.1)
+            print(f"sweep writing ids={ids}", flush=True)
+        return ids
+
+    analysis.stuck_analysis_ids = stuck_ids_then_wait
 
 __all__ = ["app"]

@@ -13,7 +13,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def start_worker(*, env: dict[str, str], name: str, log_path: Path, purge: bool = False, app: str = "config",
-                 queues: str = "gpu,default", wait_ready: bool = True, timeout: float = 120.0) -> subprocess.Popen:
+                 queues: str = "gpu,default", wait_ready: bool = True, timeout: float = 120.0,
+                 ready_text: str = "models loaded") -> subprocess.Popen:
     full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
     full_env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # set only inside the browser tests' process
     cmd = [sys.executable, "-m", "celery", "-A", app, "worker", "-Q", queues, "-P", "solo", "-c", "1",
@@ -26,8 +27,47 @@ def start_worker(*, env: dict[str, str], name: str, log_path: Path, purge: bool 
                             start_new_session=True)
     proc.log_path = log_path  # type: ignore[attr-defined]
     if wait_ready:
-        wait_for_log(proc, "models loaded", timeout)
+        wait_for_log(proc, ready_text, timeout)
     return proc
+
+
+def start_beat(*, env: dict[str, str], log_path: Path, schedule_dir: Path) -> subprocess.Popen:
+    """celery beat, as deployed: it sends the sweep (and the reconciler) on their schedules."""
+    full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "INFO",
+           "-s", str(schedule_dir / "beat-schedule"), "--pidfile", ""]
+    handle = open(log_path, "w")
+    proc = subprocess.Popen(cmd, cwd=REPO, env=full_env, stdout=handle, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    proc.log_path = log_path  # type: ignore[attr-defined]
+    wait_for_log(proc, "beat: Starting", 60)
+    return proc
+
+
+def start_web(*, env: dict[str, str], port: int, log_path: Path, workers: int = 2) -> subprocess.Popen:
+    """gunicorn serving the app, as deployed (threads, keep-alive connections to the database)."""
+    full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+    full_env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    cmd = [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
+           "--workers", str(workers), "--threads", "4", "--worker-class", "gthread", "--timeout", "60",
+           "--log-level", "info", "--access-logfile", "-"]
+    handle = open(log_path, "w")
+    proc = subprocess.Popen(cmd, cwd=REPO, env=full_env, stdout=handle, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    proc.log_path = log_path  # type: ignore[attr-defined]
+    wait_for_log(proc, "Booting worker", 60)
+    from tests.support.servers import wait_for_port
+
+    wait_for_port(port, 30)
+    return proc
+
+
+def manage(env: dict[str, str], *args: str, timeout: float = 300) -> str:
+    result = subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env={**os.environ, **env},
+                            capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0:
+        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result.stdout
 
 
 def wait_for_log(proc: subprocess.Popen, text: str, timeout: float) -> None:

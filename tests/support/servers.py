@@ -68,6 +68,15 @@ class PrivateRedis:
             self.proc.terminate()
             self.proc.wait(10)
 
+    def queue_length(self, queue: str) -> int:
+        import redis
+
+        client = redis.Redis(host="127.0.0.1", port=self.port, db=0)
+        try:
+            return int(client.llen(queue))
+        finally:
+            client.close()
+
 
 def weed_binary() -> str | None:
     candidate = Path(sys.executable).parent / "weed"
@@ -124,3 +133,69 @@ class SeaweedS3:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
         self.log.close()
+
+
+def postgres_bin_dir() -> Path | None:
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), reverse=True)
+    return candidates[0].parent if candidates else None
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of the test's own (initdb + pg_ctl) on its own port, so a test can
+    stop and restart the database under a running web process and worker. PostgreSQL refuses
+    to run as root: when the tests run as root the server runs as the `postgres` user."""
+
+    def __init__(self) -> None:
+        import tempfile
+
+        self.bin = postgres_bin_dir()
+        self.port = free_port()
+        # Not under pytest's tmp_path: its parents are private to root, and the server runs as postgres.
+        self.root = Path(tempfile.mkdtemp(prefix="lesiontrack-pg-"))
+        self.dir = self.root / "pgdata"
+        self.socket_dir = self.root / "pgsock"
+        self.log = self.root / "postgres.log"
+        self.url = f"postgres://postgres@127.0.0.1:{self.port}/lesiontrack"
+
+    def _as_server_user(self, args: list[str]) -> list[str]:
+        import os
+
+        if os.geteuid() == 0:
+            return ["runuser", "-u", "postgres", "--", *args]
+        return args
+
+    def init(self) -> None:
+        import os
+        import shutil as sh
+
+        for path in (self.dir, self.socket_dir):
+            path.mkdir(parents=True, exist_ok=True)
+        self.log.touch()
+        if os.geteuid() == 0:
+            for path in (self.root, self.dir, self.socket_dir, self.log):
+                sh.chown(path, "postgres", "postgres")
+        os.chmod(self.root, 0o755)
+        result = subprocess.run(self._as_server_user([str(self.bin / "initdb"), "-D", str(self.dir), "-U", "postgres",
+                                                      "--auth=trust", "-E", "UTF8", "--no-sync"]),
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"initdb failed: {result.stdout}{result.stderr}")
+        self.start()
+        subprocess.run(self._as_server_user([str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port),
+                                             "-U", "postgres", "lesiontrack"]), check=True, capture_output=True)
+
+    def remove(self) -> None:
+        import shutil as sh
+
+        self.stop("immediate")
+        sh.rmtree(self.root, ignore_errors=True)
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        subprocess.run(self._as_server_user([str(self.bin / "pg_ctl"), "-D", str(self.dir), "-l", str(self.log),
+                                             "-o", options, "-w", "start"]), check=True, capture_output=True)
+        wait_for_port(self.port, 30)
+
+    def stop(self, mode: str = "fast") -> None:
+        subprocess.run(self._as_server_user([str(self.bin / "pg_ctl"), "-D", str(self.dir), "-m", mode, "-w",
+                                             "stop"]), capture_output=True)
