@@ -182,8 +182,8 @@ def capture_image(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
 
 def lesion_compare(request: HttpRequest, pk: int) -> HttpResponse:
     lesion = selectors.lesion_for(request.user, pk)
-    context = case_context(request, lesion)
-    rows = context["rows"]
+    rows = selectors.captures_with_analysis(lesion)  # the comparison needs the rows only, not the case page
+    context = {"lesion": lesion, "patient": lesion.patient, "rows": rows}
     ids = [int(x) for x in (request.GET.get("a"), request.GET.get("b")) if x and x.isdigit()]
     chosen = [r for r in rows if r.capture.pk in ids]
     if len(chosen) != 2:
