@@ -7,6 +7,10 @@ import platform
 import statistics
 from pathlib import Path
 
+# The pages the growth table compares across clinic sizes (names as in bench_web).
+GROWTH_ENDPOINTS = ("case page (20 captures)", "patient page (30 lesions)", "patient search (common name)",
+                    "patient search (rare name)", "worklist")
+
 
 def machine_description() -> dict:
     from ml.bench import cpu_model

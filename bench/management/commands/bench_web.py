@@ -34,9 +34,6 @@ REPO = Path(settings.BASE_DIR)
 # HOOK (#18): the worklist home is being built in parallel. The first of these URL names that
 # resolves is benchmarked; while none does, the endpoint is reported as "not built yet".
 WORKLIST_URL_NAMES = ("worklist", "lesions:worklist", "clinic:worklist")
-# The pages the growth table compares across database sizes.
-GROWTH_ENDPOINTS = ("case page (20 captures)", "patient page (30 lesions)", "patient search (common name)",
-                    "patient search (rare name)", "worklist")
 
 
 class Command(BaseCommand):
