@@ -167,9 +167,9 @@ class Command(BaseCommand):
         deadline = time.monotonic() + 60
         while True:
             try:
-                page = session.get(base + "/accounts/login/", timeout=5)
+                page = session.get(base + "/accounts/login/", timeout=60)
                 break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.ReadTimeout):
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.3)
