@@ -91,6 +91,8 @@ class Command(BaseCommand):
             }
             services.delete_files_of_patient(patient)
             lesion.delete()
+            Path(out).parent.mkdir(parents=True, exist_ok=True)
+            Path(out).write_text(json.dumps(results, indent=2))  # each set-up's numbers kept as they come
         self._print(results)
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(json.dumps(results, indent=2))
@@ -116,7 +118,7 @@ class Command(BaseCommand):
                                 stdout=log, stderr=subprocess.STDOUT)
 
     def _wait_ready(self, procs: list[subprocess.Popen]) -> None:
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 600  # loading TensorFlow on a busy machine can take minutes
         for i, proc in enumerate(procs):
             path = Path(settings.VAR_DIR) / f"bench-worker-{i}.log"
             while "models loaded" not in path.read_text(errors="replace"):
