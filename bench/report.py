@@ -23,8 +23,10 @@ def machine_description() -> dict:
                 memory_gb = round(int(line.split()[1]) / 1024 / 1024, 1)
     except OSError:
         pass
+    # The load when measured: our development machine is shared, and its load moves every number.
+    load = [round(x, 1) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
     return {"host": platform.node(), "cpu": cpu, "cores": os.cpu_count(), "memory_gb": memory_gb,
-            "python": platform.python_version(), "platform": platform.platform()}
+            "python": platform.python_version(), "platform": platform.platform(), "load_avg_1_5_15": load}
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -156,7 +156,8 @@ def growth_table(growth: dict) -> list[str]:
 def markdown(c: dict) -> str:
     m = c["machine"]
     lines = [f"# LesionTrack benchmarks — {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB ({m['host']})",
-             f"Summary written {c['finished']}.", ""]
+             f"Summary written {c['finished']}. Load average when each part ran is in its JSON (machine.load_avg_1_5_15).",
+             ""]
     if "inference" in c:
         inf = c["inference"]
         lines += [f"## Inference (per image, ms; device {inf.get('device')}, models {inf.get('models')})", "",
