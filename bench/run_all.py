@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+import psycopg2
+
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "bench-results"
 BASE_SIZE = {"patients": 20_000, "lesions": 60_000, "captures": 200_000}
@@ -34,8 +36,6 @@ def run(cmd: list[str], env: dict[str, str]) -> None:
 
 
 def ensure_database(url: str) -> None:
-    import psycopg2
-
     name = url.rsplit("/", 1)[-1]
     admin = psycopg2.connect(url.rsplit("/", 1)[0] + "/postgres")
     admin.autocommit = True
@@ -112,14 +112,16 @@ def main() -> int:
 
 def growth_endpoints() -> list[str]:
     sys.path.insert(0, str(REPO))
-    from bench.report import GROWTH_ENDPOINTS
+    # Run as a script (`python bench/run_all.py`): the repository joins sys.path only here.
+    from bench.report import GROWTH_ENDPOINTS  # noqa: PLC0415
 
     return list(GROWTH_ENDPOINTS)
 
 
 def write_summary() -> None:
     sys.path.insert(0, str(REPO))
-    from bench.report import machine_description
+    # Run as a script (`python bench/run_all.py`): the repository joins sys.path only here.
+    from bench.report import machine_description  # noqa: PLC0415
 
     combined: dict = {"machine": machine_description(), "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
     for name in ("inference", "pipeline", "web", "gunicorn", "seeding"):

@@ -31,11 +31,18 @@ from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import connection, models, transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from clinic.models import AuditEvent, Clinic, Membership, Patient
+from lesions.evolution import compare
 from lesions.images import clean_image_bytes, decode_rgb, encode_png
 from lesions.models import Analysis, BodySite, Capture, Histopathology, Lesion
+from lesions.notes import note_from_features, tds_record
+from ml.contracts import ModelManifest, read_model_manifest
+from ml.features import measure
+from ml.postprocess import overlay_outline
+from ml.synthetic import synthetic_capture
 
 SURNAMES = ["Smith", "Jones", "Taylor", "Brown", "Williams", "Wilson", "Johnson", "Davies", "Patel", "Robinson",
             "Wright", "Thompson", "Evans", "Walker", "White", "Roberts", "Green", "Hall", "Wood", "Jackson"]
@@ -99,8 +106,6 @@ def source_images(data_dir: Path | None, count: int) -> list[bytes]:
     sources = sorted(images_dir.glob("*.jpg"))[:count] if images_dir and images_dir.is_dir() else []
     if sources:
         return [p.read_bytes() for p in sources]
-    from ml.bench import synthetic_capture
-
     return [encode_png(synthetic_capture(i)) for i in range(count)]
 
 
@@ -109,9 +114,6 @@ def build_pool(data_dir: Path | None, images: int, sizes: int = 4) -> list[PoolE
 
     Entries of one image are ordered by lesion size, so a follow-up that walks through them grows.
     """
-    from ml.features import measure
-    from ml.postprocess import overlay_outline
-
     pool = []
     for i, data in enumerate(source_images(data_dir, images)):
         clean = clean_image_bytes(data)
@@ -133,18 +135,13 @@ class AnalysisRecords:
     """The features JSON and note of an analysis, as the pipeline builds them (lesions.analysis.run_analysis),
     memoised: a seed of 200,000 analyses has only a few hundred distinct ones."""
 
-    def __init__(self, pool: list[PoolEntry], manifest: dict) -> None:
-        from lesions.notes import operating_point
-
+    def __init__(self, pool: list[PoolEntry], manifest: ModelManifest) -> None:
         self.pool = pool
-        self.point = operating_point(manifest)
+        self.point = manifest.operating_point()  # as run_analysis takes it from the worker's models
         self.growth_flag = settings.LESION_GROWTH_FLAG_FRACTION
 
     @cache  # noqa: B019 - one instance per seed run
     def features(self, entry: int, previous: int | None, structures: tuple[str, ...]) -> dict:
-        from lesions.evolution import compare
-        from lesions.notes import tds_record
-
         features = dict(self.pool[entry].features)
         features["tds"] = tds_record(features, list(structures))
         before = self.pool[previous].features if previous is not None else None
@@ -158,8 +155,6 @@ class AnalysisRecords:
 
     @cache  # noqa: B019
     def note(self, probability: float, entry: int, previous: int | None, structures: tuple[str, ...]) -> str:
-        from lesions.notes import note_from_features
-
         return note_from_features(probability, self.point, self.features(entry, previous, structures))
 
 
@@ -297,15 +292,13 @@ def seed_clinic(*, patients: int, lesions: int, captures: int, data_dir: Path | 
                 log: Callable[[str], None] = print) -> SeedReport:
     """Seed one clinic: `patients` patients (the showcase patient among them), `lesions` lesions,
     about `captures` captures, each with a done analysis carrying the full feature record."""
-    from ml.inference import read_manifest
-
     if patients < 1 or lesions < 1:
         raise ValueError("a clinic needs at least one patient and one lesion")
     started = time.perf_counter()
     rng = random.Random(seed)
     report = SeedReport()
-    manifest = read_manifest(settings.ML_MODELS_DIR)
-    version = manifest["version"]
+    manifest = read_model_manifest(settings.ML_MODELS_DIR)
+    version = manifest.version
     clinic, _ = Clinic.objects.get_or_create(name=clinic_name)
     user, created = get_user_model().objects.get_or_create(username=username)
     if created:
@@ -316,9 +309,10 @@ def seed_clinic(*, patients: int, lesions: int, captures: int, data_dir: Path | 
     sizes = 4
     records = AnalysisRecords(pool, manifest)
     log(f"  feature pool: {len(pool)} records measured by ml.features in {time.perf_counter() - started:.1f} s")
-    seg_name = f"{manifest['segmenter'].get('name', 'segmenter')} {manifest['segmenter']['version']}"
-    cls_name = f"{manifest['classifier'].get('name', 'classifier')} {manifest['classifier']['version']}"
-    threshold = float(manifest["classifier"]["threshold"])
+    seg_name = f"{manifest.segmenter.name} {manifest.segmenter.version}"
+    cls_name = f"{manifest.classifier.name} {manifest.classifier.version}"
+    point = records.point
+    threshold = point.threshold
     now = timezone.now()
 
     writers = {m: TableWriter(m) for m in (Patient, Lesion, Capture, Analysis, Histopathology, AuditEvent)}
@@ -433,7 +427,8 @@ def seed_clinic(*, patients: int, lesions: int, captures: int, data_dir: Path | 
                     "id": analysis_id, "capture_id": capture_id, "model_version": version, "status": "done",
                     "attempts": 1, "queued_at": when, "started_at": when, "finished_at": when,
                     "worker": "seed", "device": "CPU", "segmenter_name": seg_name, "classifier_name": cls_name,
-                    "probability": probability, "threshold": threshold, "mask": entry.mask, "overlay": entry.overlay,
+                    "probability": probability, "threshold": threshold, "operating_point": point.as_dict(),
+                    "mask": entry.mask, "overlay": entry.overlay,
                     "features": _RawJson(records.features_json(entry_index, previous, structures)),
                     "timings": {}, "stage_note": records.note(probability, entry_index, previous, structures)})
                 audit_rows.append(_audit(user, "create", "Capture", capture_id, clinic.pk, when))
@@ -462,8 +457,6 @@ def _audit(user: Any, action: str, object_type: str, object_id: int, clinic_id: 
 
 def showcase_lesions(clinic_name: str = "Benchmark Clinic") -> dict[int, int]:
     """The showcase patient's first lesion with 1, 5 and 20 captures: {captures: lesion id}."""
-    from django.db.models import Count
-
     rows = (Lesion.objects.filter(patient__clinic__name=clinic_name, patient__identifier=SHOWCASE_IDENTIFIER)
             .annotate(n=Count("captures")).order_by("id").values_list("id", "n"))
     found: dict[int, int] = {}

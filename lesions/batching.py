@@ -20,16 +20,25 @@ import threading
 import time
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from celery.exceptions import SoftTimeLimitExceeded
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from ml.inference import Analyzer, ImageAnalysis
-
 logger = logging.getLogger("lesions.batching")
+
+
+class BatchableModels(Protocol):
+    """What this module needs of ml.inference.Analyzer (named here, not imported: only
+    lesions.worker may import the module that loads TensorFlow)."""
+
+    def model_batch(self, images: list[np.ndarray]) -> Any: ...
+
+    def finish_image(self, image: np.ndarray, mask: np.ndarray, probability: float, cam: np.ndarray,
+                     box: tuple[int, int, int, int], mm_per_pixel: float | None = None, *,
+                     model_timings: dict[str, float] | None = None) -> Any: ...
 
 
 class BatchingAnalyzer:
@@ -37,7 +46,7 @@ class BatchingAnalyzer:
     calls of concurrent callers are made together by one thread (TensorFlow is only ever called
     from that thread)."""
 
-    def __init__(self, analyzer: Analyzer, *, max_batch: int, max_wait_s: float, time_limit_s: float) -> None:
+    def __init__(self, analyzer: BatchableModels, *, max_batch: int, max_wait_s: float, time_limit_s: float) -> None:
         self.analyzer = analyzer
         self.max_batch = max(1, max_batch)
         self.max_wait_s = max_wait_s
@@ -62,15 +71,16 @@ class BatchingAnalyzer:
         with self._lock:
             self._in_flight = max(0, self._in_flight - 1)
 
-    def analyze(self, image: np.ndarray, mm_per_pixel: float | None = None) -> ImageAnalysis:
+    def analyze(self, image: np.ndarray, mm_per_pixel: float | None = None) -> Any:
+        """The same result as Analyzer.analyze (an ml.inference.ImageAnalysis)."""
         future: Future = Future()
         self._queue.put((image, future))
         try:
-            mask, probability, cam, timings = future.result(timeout=self.time_limit_s)
+            mask, probability, cam, box, timings = future.result(timeout=self.time_limit_s)
         except FutureTimeout as exc:
             # The models did not answer within the analysis's soft time limit: the task marks it failed.
             raise SoftTimeLimitExceeded(f"model batch took longer than {self.time_limit_s} s") from exc
-        return self.analyzer.finish_image(image, mask, probability, cam, mm_per_pixel, model_timings=timings)
+        return self.analyzer.finish_image(image, mask, probability, cam, box, mm_per_pixel, model_timings=timings)
 
     def _collect(self) -> list[tuple[np.ndarray, Future]]:
         batch = [self._queue.get()]
@@ -105,5 +115,5 @@ class BatchingAnalyzer:
             self.batches = [*self.batches[-99:], len(batch)]
             timings = {k: v for k, v in out.timings.items()}
             for i, (_, future) in enumerate(batch):
-                future.set_result((out.masks[i], out.probabilities[i], out.cams[i], timings))
+                future.set_result((out.masks[i], out.probabilities[i], out.cams[i], out.boxes[i], timings))
             logger.debug("model batch size=%s", len(batch))

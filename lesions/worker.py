@@ -31,15 +31,19 @@ def load_analyzer() -> Analyzer | BatchingAnalyzer:
     global _analyzer
     with _loading:
         if _analyzer is None:
-            from ml.inference import Analyzer
+            # The one way from the web side's code into TensorFlow, taken in worker processes only
+            # (import-linter's contracts in pyproject.toml keep it so).
+            from ml.inference import Analyzer, ModelFileMismatch  # noqa: PLC0415
 
-            analyzer = Analyzer(settings.ML_MODELS_DIR,
-                                mixed_precision=os.environ.get("ML_MIXED_PRECISION", "") == "1")
+            try:
+                analyzer = Analyzer(settings.ML_MODELS_DIR,
+                                    mixed_precision=os.environ.get("ML_MIXED_PRECISION", "") == "1")
+            except ModelFileMismatch as exc:
+                logger.critical("refusing to load the models in %s: %s", settings.ML_MODELS_DIR, exc)
+                raise
             logger.info("models loaded version=%s device=%s segmenter=%s classifier=%s pid=%s batch=%s",
                         analyzer.version, analyzer.device, *analyzer.names, os.getpid(), settings.ANALYSIS_BATCH_SIZE)
             if settings.ANALYSIS_BATCH_SIZE > 1:
-                from lesions.batching import BatchingAnalyzer
-
                 _analyzer = BatchingAnalyzer(analyzer, max_batch=settings.ANALYSIS_BATCH_SIZE,
                                              max_wait_s=settings.ANALYSIS_BATCH_WAIT_MS / 1000,
                                              time_limit_s=settings.ANALYSIS_SOFT_TIME_LIMIT)

@@ -31,9 +31,10 @@ class FakeAnalyzer:
         if self.error:
             raise self.error
         return ModelOutputs([img[..., 0] for img in images], [float(img[0, 0, 0]) for img in images],
-                            [np.zeros((2, 2)) for _ in images], {"segmentation_s": 0.0, "batch_size": len(images)})
+                            [np.zeros((2, 2)) for _ in images], [(0, 0, 4, 4) for _ in images],
+                            {"segmentation_s": 0.0, "batch_size": len(images)})
 
-    def finish_image(self, image, mask, probability, cam, mm_per_pixel=None, *, model_timings=None):
+    def finish_image(self, image, mask, probability, cam, box, mm_per_pixel=None, *, model_timings=None):
         return ImageAnalysis(mask=mask, probability=probability, overlay=image, heatmap=None, features={},
                              timings=dict(model_timings or {}))
 

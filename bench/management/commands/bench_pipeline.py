@@ -19,6 +19,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from bench.report import machine_description, summary
+from bench.seeding import source_images
 from clinic.models import Clinic, Patient
 from lesions import services
 from lesions.models import Analysis, Lesion
@@ -82,7 +83,7 @@ class Command(BaseCommand):
             latencies = [(a.finished_at - a.queued_at).total_seconds() for a in analyses if a.finished_at]
             results["runs"][setup] = {
                 "setup": setup, "workers": count, "batch": batch, "expected": captures * bursts, "done": done,
-                "failed": sum(a.status == "failed" for a in analyses),
+                "failed": sum(a.is_failed for a in analyses),
                 "elapsed_s": elapsed, "throughput_per_min": done / elapsed * 60,
                 "latency_s": summary(latencies),
                 "batch_sizes": summary([a.timings.get("batch_size", 1) for a in analyses]),
@@ -102,8 +103,6 @@ class Command(BaseCommand):
             raise CommandError(f"analyses failed or unfinished: {failed}")
 
     def _images(self, data: Path, count: int) -> list[bytes]:
-        from bench.seeding import source_images
-
         if not (data / "images").is_dir():
             self.stderr.write(f"note: no images under {data}; synthetic images")
         return source_images(data, count)
@@ -129,11 +128,11 @@ class Command(BaseCommand):
     def _wait_done(self, ids: list[int], timeout: float) -> int:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            finished = Analysis.objects.filter(pk__in=ids, status__in=["done", "failed"]).count()
+            finished = Analysis.objects.filter(pk__in=ids, status__in=Analysis.FINISHED).count()
             if finished == len(ids):
-                return Analysis.objects.filter(pk__in=ids, status="done").count()
+                return Analysis.objects.filter(pk__in=ids, status=Analysis.Status.DONE).count()
             time.sleep(0.2)
-        return Analysis.objects.filter(pk__in=ids, status="done").count()
+        return Analysis.objects.filter(pk__in=ids, status=Analysis.Status.DONE).count()
 
     def _print(self, results: dict) -> None:
         m = results["machine"]

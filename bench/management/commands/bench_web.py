@@ -21,6 +21,7 @@ from pathlib import Path
 
 import requests
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 from django.urls import NoReverseMatch, reverse
@@ -28,6 +29,7 @@ from django.urls import NoReverseMatch, reverse
 from bench.report import machine_description
 from bench.seeding import COMMON_SURNAME, RARE_SURNAME, SHOWCASE_IDENTIFIER, showcase_lesions
 from clinic.models import Patient
+from clinic.selectors import patients_for
 from lesions.models import Capture, Lesion
 
 REPO = Path(settings.BASE_DIR)
@@ -130,10 +132,6 @@ class Command(BaseCommand):
 
     def _explain(self, username: str) -> dict[str, str]:
         """EXPLAIN ANALYZE of the patient search (the page's count and its first page) and the case page's captures."""
-        from django.contrib.auth import get_user_model
-
-        from clinic.selectors import patients_for
-
         user = get_user_model().objects.get(username=username)
         plans = {}
         for label, term in (("common name", COMMON_SURNAME), ("rare name", RARE_SURNAME)):
