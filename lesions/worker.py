@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 from celery.signals import task_postrun, task_prerun
 from django.conf import settings
 
+from lesions.batching import BatchingAnalyzer
 from lesions.queueing import ANALYZE_TASK
 
 if TYPE_CHECKING:
-    from lesions.batching import BatchingAnalyzer
     from ml.inference import Analyzer
 
 logger = logging.getLogger("lesions.worker")
