@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test test-fast lint bench install install-dev browser-deps clean
+.PHONY: run test test-fast lint bench install install-dev browser-deps js-deps clean
 
 $(VENV)/.installed-runtime: requirements.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found; try: make PYTHON=python3 ..."; exit 1; }
@@ -30,7 +30,12 @@ run: install
 browser-deps:
 	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-test: install-dev browser-deps
+# axe-core for the accessibility browser tests, pinned by package-lock.json (test-only, never served).
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund
+js-deps: node_modules/.package-lock.json
+
+test: install-dev browser-deps js-deps
 	$(PY) manage.py collectstatic --noinput -v 0
 	$(PY) -m pytest $(PYTEST_ARGS)
 
@@ -44,4 +49,4 @@ bench: install-dev
 	DJANGO_SETTINGS_MODULE=config.settings.dev $(PY) bench/run_all.py
 
 clean:
-	rm -rf $(VENV) var/broker var/staticfiles
+	rm -rf $(VENV) var/broker var/staticfiles node_modules

@@ -131,6 +131,10 @@ def run_analysis(*, analysis_id: int, analyzer: Any, worker: str) -> Analysis | 
         before = previous_features(capture)
         change = compare(before, features, settings.LESION_GROWTH_FLAG_FRACTION) if before else None
         features["change"] = change.as_dict() if change else None
+        # Framing half of the image-quality check: needs the outline, so it runs here.
+        from ml.quality import check_framing  # noqa: PLC0415 -- numpy/scipy: keep lesions.tasks light in web imports
+
+        features["framing"] = check_framing(result.mask).as_dict()
     point = analyzer.model_manifest.operating_point()  # of the models this worker loaded
     note = note_from_features(result.probability, point, features)
     stem = f"analyses/{capture.pk}-{analysis.pk}-{random_name()[:8]}"

@@ -97,3 +97,15 @@ def thumbnail_png(data: bytes, size: int = 256) -> bytes:
         out = io.BytesIO()
         img.save(out, format="PNG")
         return out.getvalue()
+
+
+def reduced_rgb(data: bytes, max_side: int = 1024):
+    """A small RGB numpy copy of stored image bytes for checks that need no full resolution
+    (the image-quality check works at 256 pixels); JPEG decodes at reduced scale (draft mode)."""
+    import numpy as np  # noqa: PLC0415 -- only when a capture is stored: the web process starts without numpy
+
+    with Image.open(io.BytesIO(data)) as img:
+        img.draft("RGB", (max_side, max_side))
+        img = img.convert("RGB")
+        img.thumbnail((max_side, max_side))
+        return np.asarray(img)

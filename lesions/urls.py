@@ -3,7 +3,11 @@ from django.urls import path
 from lesions import views
 
 urlpatterns = [
+    path("", views.worklist, name="worklist"),
+    path("recalls.csv", views.recall_export, name="recall_export"),
+    path("analyses/<int:pk>/retry/", views.analysis_retry, name="analysis_retry"),
     path("patients/<int:pk>/", views.patient_detail, name="patient_detail"),
+    path("patients/<int:pk>/summary/", views.patient_summary, name="patient_summary"),
     path("patients/<int:patient_pk>/lesions/new/", views.lesion_create, name="lesion_create"),
     path("lesions/<int:pk>/", views.lesion_case, name="lesion_case"),
     path("lesions/<int:pk>/edit/", views.lesion_edit, name="lesion_edit"),

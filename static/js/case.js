@@ -9,6 +9,9 @@
         button.addEventListener("click", function () {
           var base = img.dataset.base;
           img.src = base.replace(/original\/$/, button.dataset.layer + "/");
+          if (button.dataset.alt) { img.alt = button.dataset.alt; }
+          var legend = card.querySelector("[data-role=heat-legend]");
+          if (legend) { legend.hidden = button.dataset.layer !== "heatmap"; }
           card.querySelectorAll("[data-layer]").forEach(function (b) {
             b.setAttribute("aria-pressed", b === button ? "true" : "false");
           });

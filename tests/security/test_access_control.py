@@ -98,7 +98,7 @@ def test_other_clinics_objects_are_404_for_every_view(client_logged_in, other_cl
                                          action="view").exists()
 
 
-POST_ONLY = {"logout"}
+POST_ONLY = {"logout", "analysis_retry"}
 
 
 def test_own_objects_are_reachable(client_logged_in, own_objects):

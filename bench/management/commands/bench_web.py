@@ -115,9 +115,10 @@ class Command(BaseCommand):
         for n in (1, 5, 20):
             endpoints[f"report ({n} capture{'s' if n > 1 else ''})"] = f"/lesions/{lesions[n]}/report/"
         endpoints["patient page (30 lesions)"] = f"/patients/{showcase.pk}/"
-        endpoints["patient search (common name)"] = f"/?q={COMMON_SURNAME}"
-        endpoints["patient search (rare name)"] = f"/?q={RARE_SURNAME}"
-        endpoints["patient list"] = "/"
+        patients = reverse("patient_list")
+        endpoints["patient search (common name)"] = f"{patients}?q={COMMON_SURNAME}"
+        endpoints["patient search (rare name)"] = f"{patients}?q={RARE_SURNAME}"
+        endpoints["patient list"] = patients
         endpoints["worklist"] = self._worklist_path()
         endpoints["image fetch"] = f"/captures/{capture.pk}/image/overlay/"
         return endpoints

@@ -7,6 +7,7 @@ from datetime import date, datetime, time, timedelta
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
+from clinic.csv_cells import safe_row
 from clinic.models import AuditEvent
 
 COLUMNS = ["at", "username", "action", "object_type", "object_id", "object_repr", "clinic_id", "ip_address", "detail"]
@@ -30,7 +31,7 @@ class Command(BaseCommand):
             writer = csv.writer(handle)
             writer.writerow(COLUMNS)
             for event in events.iterator():
-                writer.writerow([getattr(event, c) if c != "at" else event.at.isoformat() for c in COLUMNS])
+                writer.writerow(safe_row([getattr(event, c) if c != "at" else event.at.isoformat() for c in COLUMNS]))
         finally:
             if output:
                 handle.close()
