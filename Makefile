@@ -52,7 +52,7 @@ lint: install-dev
 
 bench: install-dev
 	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
-	$(PY) bench/run_all.py
+	DJANGO_SETTINGS_MODULE=config.settings.dev $(PY) bench/run_all.py
 
 clean:
 	rm -rf $(VENV) var/broker var/staticfiles node_modules

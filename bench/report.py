@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 
-from ml.bench import machine_description, percentile
+from ml.bench import machine_description as _ml_machine_description
+from ml.bench import percentile
 
-__all__ = ["machine_description", "percentile", "summary"]
+__all__ = ["GROWTH_ENDPOINTS", "machine_description", "percentile", "summary"]
+
+# The pages the growth table compares across clinic sizes (names as in bench_web).
+GROWTH_ENDPOINTS = ("case page (20 captures)", "patient page (30 lesions)", "patient search (common name)",
+                    "patient search (rare name)", "worklist")
+
+
+def machine_description() -> dict:
+    """ml.bench's description plus the load when measured: our development machine is shared,
+    and its load moves every number."""
+    load = [round(x, 1) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
+    return {**_ml_machine_description(), "load_avg_1_5_15": load}
 
 
 def summary(values: list[float]) -> dict:

@@ -139,9 +139,12 @@ def clean_image_bytes(data: bytes, *, max_bytes: int | None = None, max_pixels: 
 
 
 def encode_png(array) -> bytes:
-    """An RGB or L numpy array as PNG bytes (analysis outputs: masks, overlays, heat maps)."""
+    """An RGB or L numpy array as PNG bytes (analysis outputs: masks, overlays, heat maps).
+
+    zlib level 1: for a 600×450 overlay about a quarter of the default level's time (the largest
+    part of an analysis's storage write) for files about a quarter larger, still lossless."""
     out = io.BytesIO()
-    Image.fromarray(array).save(out, format="PNG")
+    Image.fromarray(array).save(out, format="PNG", compress_level=1)
     return out.getvalue()
 
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from functools import cache
 
 from django.conf import settings
+from django.core.cache import caches
+from django.forms import ModelForm
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.safestring import SafeString
+from django.utils.safestring import SafeString, mark_safe
 
 from lesions import selectors, stage_note
 from lesions.body_map import Marker, render_inline_svg
@@ -53,6 +56,20 @@ def blank_form_html(form_class: type) -> SafeString:
     return form_class().as_div()
 
 
+def unbound_form_html(form_class: type[ModelForm], instance) -> SafeString:
+    """An unbound model form's markup depends only on its class and initial values: rendered once per
+    process for each set of values (the assessment and histopathology forms on every case page)."""
+    form = form_class(instance=instance)
+    digest = hashlib.sha256(repr(sorted(form.initial.items())).encode()).hexdigest()
+    key = f"form:{form_class.__module__}.{form_class.__qualname__}:{digest}"
+    fragments = caches["template_fragments"]
+    html = fragments.get(key)
+    if html is None:
+        html = str(form.as_div())
+        fragments.set(key, html, None)
+    return mark_safe(html)  # noqa: S308 - Django's own rendering of the form, escaped there
+
+
 def _upload_html(form: CaptureUploadForm | None) -> SafeString:
     return form.as_div() if form is not None and form.is_bound else blank_form_html(CaptureUploadForm)
 
@@ -61,7 +78,7 @@ def _histopathology_html(form: HistopathologyForm | None, histo) -> SafeString:
     if form is not None:
         return form.as_div()  # a bound form with its errors
     if histo is not None:
-        return HistopathologyForm(instance=histo).as_div()
+        return unbound_form_html(HistopathologyForm, histo)
     return blank_form_html(HistopathologyForm)
 
 
@@ -85,7 +102,8 @@ def case_context(lesion: Lesion, **forms) -> dict:
         "changes": changes,
         "stage_note": lesion_stage_note(lesion, rows),
         "histopathology": histo,
-        "assessment_form": forms.get("assessment_form") or AssessmentForm(instance=lesion),
+        "assessment_form_html": (forms["assessment_form"].as_div() if forms.get("assessment_form")
+                                 else unbound_form_html(AssessmentForm, lesion)),
         "histopathology_form_html": _histopathology_html(forms.get("histopathology_form"), histo),
         "upload_form_html": _upload_html(forms.get("upload_form")),
         "structures_form_class": StructuresForm,

@@ -23,7 +23,7 @@ def lesions_with_latest(patient: Patient) -> QuerySet[Lesion]:
 
 
 def lesion_for(user: AbstractBaseUser, pk: int) -> Lesion:
-    return get_object_or_404(Lesion.objects.select_related("patient", "patient__clinic"), pk=pk,
+    return get_object_or_404(Lesion.objects.select_related("patient", "patient__clinic", "assessed_by"), pk=pk,
                              patient__clinic_id__in=clinic_ids_for(user))
 
 

@@ -8,33 +8,60 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 from typing import TYPE_CHECKING
 
+from celery.signals import task_postrun, task_prerun
 from django.conf import settings
+
+from lesions.batching import BatchingAnalyzer
+from lesions.queueing import ANALYZE_TASK
 
 if TYPE_CHECKING:
     from ml.inference import Analyzer
 
 logger = logging.getLogger("lesions.worker")
-_analyzer: Analyzer | None = None
+_analyzer: Analyzer | BatchingAnalyzer | None = None
+_loading = threading.Lock()  # the threads pool may ask from several threads at once
 
 
-def load_analyzer() -> Analyzer:
+def load_analyzer() -> Analyzer | BatchingAnalyzer:
+    """The process's models. With ANALYSIS_BATCH_SIZE > 1 (a threads-pool worker running several
+    analyses at once) they are wrapped so that concurrent analyses share batched model calls."""
     global _analyzer
-    if _analyzer is None:
-        # The one way from the web side's code into TensorFlow, taken in worker processes only
-        # (import-linter's contracts in pyproject.toml keep it so).
-        from ml.inference import Analyzer, ModelFileMismatch  # noqa: PLC0415
+    with _loading:
+        if _analyzer is None:
+            # The one way from the web side's code into TensorFlow, taken in worker processes only
+            # (import-linter's contracts in pyproject.toml keep it so).
+            from ml.inference import Analyzer, ModelFileMismatch  # noqa: PLC0415
 
-        try:
-            _analyzer = Analyzer(settings.ML_MODELS_DIR,
-                                 mixed_precision=os.environ.get("ML_MIXED_PRECISION", "") == "1")
-        except ModelFileMismatch as exc:
-            logger.critical("refusing to load the models in %s: %s", settings.ML_MODELS_DIR, exc)
-            raise
-        logger.info("models loaded version=%s device=%s segmenter=%s classifier=%s pid=%s",
-                    _analyzer.version, _analyzer.device, *_analyzer.names, os.getpid())
+            try:
+                analyzer = Analyzer(settings.ML_MODELS_DIR,
+                                    mixed_precision=os.environ.get("ML_MIXED_PRECISION", "") == "1")
+            except ModelFileMismatch as exc:
+                logger.critical("refusing to load the models in %s: %s", settings.ML_MODELS_DIR, exc)
+                raise
+            logger.info("models loaded version=%s device=%s segmenter=%s classifier=%s pid=%s batch=%s",
+                        analyzer.version, analyzer.device, *analyzer.names, os.getpid(), settings.ANALYSIS_BATCH_SIZE)
+            if settings.ANALYSIS_BATCH_SIZE > 1:
+                _analyzer = BatchingAnalyzer(analyzer, max_batch=settings.ANALYSIS_BATCH_SIZE,
+                                             max_wait_s=settings.ANALYSIS_BATCH_WAIT_MS / 1000,
+                                             time_limit_s=settings.ANALYSIS_SOFT_TIME_LIMIT)
+            else:
+                _analyzer = analyzer
     return _analyzer
+
+
+@task_prerun.connect
+def _analysis_started(sender=None, **_kwargs) -> None:
+    if getattr(sender, "name", None) == ANALYZE_TASK and hasattr(_analyzer, "task_started"):
+        _analyzer.task_started()
+
+
+@task_postrun.connect
+def _analysis_finished(sender=None, **_kwargs) -> None:
+    if getattr(sender, "name", None) == ANALYZE_TASK and hasattr(_analyzer, "task_finished"):
+        _analyzer.task_finished()
 
 
 def worker_name() -> str:

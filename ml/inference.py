@@ -60,6 +60,18 @@ class ImageAnalysis:
     embedding: np.ndarray | None = None
 
 
+@dataclass
+class ModelOutputs:
+    """What the two models give for a batch, before the per-image work (features, rendering)."""
+
+    masks: list[np.ndarray]
+    probabilities: list[float]
+    cams: list[np.ndarray]
+    boxes: list[tuple[int, int, int, int]]  # the region of each image the classifier saw (for its CAM)
+    timings: dict[str, float]
+    embeddings: list[np.ndarray | None] = field(default_factory=list)
+
+
 def _configure_threads() -> None:
     threads = os.environ.get("ML_THREADS")
     if threads:
@@ -197,9 +209,8 @@ class Analyzer:
         vectors = np.mean([np.array(self._embed(view, training=False), np.float32) for view in views], axis=0)
         return list(vectors / (np.linalg.norm(vectors, axis=1, keepdims=True) + 1e-12))
 
-    def analyze_batch(self, images: list[np.ndarray], mm_per_pixel: list[float | None] | None = None,
-                      *, features: bool = True, heatmaps: bool = True) -> list[ImageAnalysis]:
-        spacing = mm_per_pixel or [None] * len(images)
+    def model_batch(self, images: list[np.ndarray]) -> ModelOutputs:
+        """Segmentation and classification of a batch: the model calls, one each for the whole batch."""
         t0 = time.perf_counter()
         masks = self.segment_batch(images)
         t1 = time.perf_counter()
@@ -207,20 +218,34 @@ class Analyzer:
         embeddings = self.embed_batch(images, masks)
         boxes = self.classifier_boxes(images, masks)
         t2 = time.perf_counter()
-        results = []
-        for img, mask, prob, cam, mm, box, vector in zip(images, masks, probs, cams, spacing, boxes, embeddings):
-            f0 = time.perf_counter()
-            feats = measure(img, mask, mm) if features and mask.any() else {}
-            f1 = time.perf_counter()
-            overlay = overlay_outline(img, mask)
-            heat = heatmap_overlay(img, _uncrop_cam(cam, img.shape[:2], box)) if heatmaps else None
-            f2 = time.perf_counter()
-            results.append(ImageAnalysis(mask=mask, probability=float(prob), overlay=overlay, heatmap=heat,
-                                         features=feats, embedding=vector, timings={
-                                             "segmentation_s": (t1 - t0) / len(images),
-                                             "classification_s": (t2 - t1) / len(images),
-                                             "features_s": f1 - f0, "rendering_s": f2 - f1}))
-        return results
+        return ModelOutputs(masks, [float(p) for p in probs], list(cams), list(boxes), {
+            "segmentation_s": (t1 - t0) / len(images), "classification_s": (t2 - t1) / len(images),
+            "batch_size": len(images)}, embeddings=list(embeddings))
+
+    def finish_image(self, image: np.ndarray, mask: np.ndarray, probability: float, cam: np.ndarray,
+                     box: tuple[int, int, int, int], mm_per_pixel: float | None = None, *,
+                     model_timings: dict[str, float] | None = None, features: bool = True,
+                     heatmaps: bool = True, embedding: np.ndarray | None = None) -> ImageAnalysis:
+        """The per-image work after the models: ABCD features, the outline and the heat map."""
+        f0 = time.perf_counter()
+        feats = measure(image, mask, mm_per_pixel) if features and mask.any() else {}
+        f1 = time.perf_counter()
+        overlay = overlay_outline(image, mask)
+        heat = heatmap_overlay(image, _uncrop_cam(cam, image.shape[:2], box)) if heatmaps else None
+        f2 = time.perf_counter()
+        return ImageAnalysis(mask=mask, probability=float(probability), overlay=overlay, heatmap=heat,
+                             features=feats, embedding=embedding,
+                             timings={**(model_timings or {}), "features_s": f1 - f0, "rendering_s": f2 - f1})
+
+    def analyze_batch(self, images: list[np.ndarray], mm_per_pixel: list[float | None] | None = None,
+                      *, features: bool = True, heatmaps: bool = True) -> list[ImageAnalysis]:
+        spacing = mm_per_pixel or [None] * len(images)
+        out = self.model_batch(images)
+        timings = {k: v for k, v in out.timings.items() if k != "batch_size"}
+        return [self.finish_image(img, mask, prob, cam, box, mm, model_timings=timings, features=features,
+                                  heatmaps=heatmaps, embedding=vector)
+                for img, mask, prob, cam, box, mm, vector in zip(images, out.masks, out.probabilities, out.cams,
+                                                                 out.boxes, spacing, out.embeddings)]
 
     def analyze(self, image: np.ndarray, mm_per_pixel: float | None = None) -> ImageAnalysis:
         return self.analyze_batch([image], [mm_per_pixel])[0]

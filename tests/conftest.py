@@ -64,6 +64,15 @@ def private_media(settings, media_root):
     return media_root
 
 
+@pytest.fixture(autouse=True)
+def empty_caches():
+    """The fragment cache is per process: each test starts from an empty one."""
+    from django.core.cache import caches
+
+    for cache in caches.all():
+        cache.clear()
+
+
 @pytest.fixture
 def clinic():
     return ClinicFactory(name="Clinic A")

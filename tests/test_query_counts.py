@@ -71,6 +71,6 @@ def test_seed_command_builds_a_clinic(tmp_path):
     from clinic.models import Patient
     from lesions.models import Capture, Lesion
 
-    call_command("seed_large_clinic", patients=30, lesions=60, captures=200, images=2, batch=50)
-    assert Patient.objects.count() == 30 and Lesion.objects.count() == 60 and Capture.objects.count() == 200
-    assert Analysis.objects.filter(status="done").count() == 200
+    call_command("seed_large_clinic", patients=30, lesions=60, captures=400, images=2, data=tmp_path)
+    assert Patient.objects.count() == 30 and Lesion.objects.count() == 60 and Capture.objects.count() == 400
+    assert Analysis.objects.filter(status="done").count() == 400

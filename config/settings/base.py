@@ -92,6 +92,16 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 30, "transaction_mode": "IMMEDIATE"})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Rendered fragments of what does not change (a done analysis's results, an unbound form with the
+# same initial values) are cached in each process's memory, keyed by everything they are made
+# of, so nothing needs invalidating and a deploy starts cold. Django's {% cache %} tag uses
+# "template_fragments". https://docs.djangoproject.com/en/5.2/topics/cache/#template-fragment-caching
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "default"},
+    "template_fragments": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "fragments",
+                           "OPTIONS": {"MAX_ENTRIES": env.int("FRAGMENT_CACHE_ENTRIES", default=20_000)}},
+}
+
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
@@ -251,6 +261,10 @@ TRANSIENT_MAX_RETRIES = env.int("TRANSIENT_MAX_RETRIES", default=40)
 # A stored file that no row names is removed once older than this: longer than the longest
 # window between writing a file and committing its row (an analysis's hard time limit).
 ORPHAN_GRACE_SECONDS = env.int("ORPHAN_GRACE_SECONDS", default=3600)
+# Batching (lesions/batching.py): a GPU worker started with `-P threads -c N` and ANALYSIS_BATCH_SIZE=N
+# runs the models once for up to N analyses; it waits at most ANALYSIS_BATCH_WAIT_MS for more.
+ANALYSIS_BATCH_SIZE = env.int("ANALYSIS_BATCH_SIZE", default=1)
+ANALYSIS_BATCH_WAIT_MS = env.int("ANALYSIS_BATCH_WAIT_MS", default=30)
 ML_MODELS_DIR = env.str("ML_MODELS_DIR", default=str(BASE_DIR / "ml" / "models"))
 LESION_GROWTH_FLAG_FRACTION = env.float("LESION_GROWTH_FLAG_FRACTION", default=0.2)
 # Similar confirmed cases: each web process rebuilds a clinic's index when older than this.

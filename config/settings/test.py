@@ -1,6 +1,7 @@
-"""Test settings: the same as base, read from the same environment, with fast password hashing."""
+"""Test settings: the dev settings (base + the dev-only bench app), read from the same
+environment, with fast password hashing."""
 
-from config.settings.base import *  # noqa: F403
+from config.settings.dev import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

@@ -14,10 +14,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 def start_worker(*, env: dict[str, str], name: str, log_path: Path, purge: bool = False, app: str = "config",
                  queues: str = "gpu,default", wait_ready: bool = True, timeout: float = 120.0,
-                 ready_text: str = "models loaded") -> subprocess.Popen:
+                 ready_text: str = "models loaded", pool: str = "solo", concurrency: int = 1) -> subprocess.Popen:
     full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
     full_env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # set only inside the browser tests' process
-    cmd = [sys.executable, "-m", "celery", "-A", app, "worker", "-Q", queues, "-P", "solo", "-c", "1",
+    cmd = [sys.executable, "-m", "celery", "-A", app, "worker", "-Q", queues, "-P", pool, "-c", str(concurrency),
            "-n", f"{name}-{os.getpid()}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat",
            "-l", "INFO"]
     if purge:
