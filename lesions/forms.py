@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django import forms
 
+from lesions import staging
 from lesions.models import Capture, Histopathology, Lesion
 
 # The D of Stolz's ABCD rule: differential structures the clinician sees.
@@ -30,13 +31,34 @@ class AssessmentForm(forms.ModelForm):
 class HistopathologyForm(forms.ModelForm):
     class Meta:
         model = Histopathology
-        fields = ["in_situ", "breslow_mm", "ulceration", "mitotic_rate_per_mm2", "sentinel_node",
-                  "n_category", "m_category"]
+        fields = ["primary_tumour", "in_situ", "breslow_mm", "ulceration", "mitotic_rate_per_mm2", "sentinel_node",
+                  "n_category", "m_category", "ldh"]
+        help_texts = {
+            "breslow_mm": "As measured; it is recorded to the nearest 0.1 mm (AJCC 8th edition) before T is assigned.",
+            "n_category": "Leave “Not assessed” unless the regional nodes were assessed.",
+            "m_category": "Leave “Not assessed” unless distant metastasis was assessed.",
+        }
 
     def clean(self):
         cleaned = super().clean()
-        if not cleaned.get("in_situ") and cleaned.get("breslow_mm") is None:
-            self.add_error("breslow_mm", "Breslow thickness is needed unless the melanoma is in situ.")
+        primary = cleaned.get("primary_tumour") or staging.PRIMARY_ASSESSED
+        if primary != staging.PRIMARY_ASSESSED:
+            label = Histopathology.PrimaryTumour(primary).label
+            if cleaned.get("breslow_mm") is not None:
+                self.add_error("breslow_mm", f"{label}: the thickness cannot be assessed, so leave it empty.")
+            if cleaned.get("in_situ"):
+                self.add_error("in_situ", f"{label} cannot also be melanoma in situ.")
+        elif not cleaned.get("in_situ") and cleaned.get("breslow_mm") is None:
+            self.add_error("breslow_mm", "Breslow thickness is needed unless the melanoma is in situ "
+                                         "(or choose TX when it cannot be assessed).")
+        n = cleaned.get("n_category")
+        sentinel = cleaned.get("sentinel_node")
+        if n in staging.NODES_FOUND_BY_SENTINEL_BIOPSY and sentinel != Histopathology.SentinelNode.POSITIVE:
+            done = ("no sentinel node biopsy was done" if sentinel == Histopathology.SentinelNode.NOT_DONE
+                    else "the sentinel node biopsy was negative")
+            self.add_error("n_category", f"{n} means clinically occult nodes found by a positive sentinel node "
+                                         f"biopsy, but {done}. Choose a clinically detected category (N1b, N2b, "
+                                         "N3b) or correct the sentinel node result.")
         return cleaned
 
 

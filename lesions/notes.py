@@ -7,10 +7,59 @@ from lesions import stage_note
 
 
 def operating_point(manifest: dict) -> stage_note.ModelOperatingPoint:
+    """The classifier's threshold and test figures from its manifest. Figures the manifest does
+    not state stay None (the note then says less); older manifests name the counts `images`,
+    `positives` and `confusion.fn`, which are read as the same figures."""
     cls = manifest["classifier"]
     test = cls.get("test_metrics") or {}
-    return stage_note.ModelOperatingPoint(threshold=float(cls["threshold"]), sensitivity=test.get("sensitivity"),
-                                          specificity=test.get("specificity"))
+    threshold = float(cls["threshold"])
+    below = test.get("melanomas_below_threshold")
+    confusion = test.get("confusion") or {}
+    if below is None and "fn" in confusion and test.get("threshold") == cls["threshold"]:
+        below = confusion["fn"]
+    return stage_note.ModelOperatingPoint(
+        threshold=threshold, sensitivity=test.get("sensitivity"), specificity=test.get("specificity"),
+        calibrated=cls.get("calibrated") is True,
+        sensitivity_ci95=_pair(test.get("sensitivity_ci95")), specificity_ci95=_pair(test.get("specificity_ci95")),
+        n_images=test.get("n_images", test.get("images")), n_melanomas=test.get("n_melanomas", test.get("positives")),
+        melanomas_below_threshold=below)
+
+
+def _pair(value) -> tuple[float, float] | None:
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
+        return float(value[0]), float(value[1])
+    return None
+
+
+def current_manifest() -> dict | None:
+    """The shipped models' manifest (JSON only, no TensorFlow), or None when it is missing."""
+    from django.conf import settings
+
+    from ml.inference import ModelsMissing, read_manifest
+
+    try:
+        return read_manifest(settings.ML_MODELS_DIR)
+    except ModelsMissing:
+        return None
+
+
+def is_calibrated(analysis, manifest: dict | None) -> bool:
+    """Whether an analysis's output is a calibrated probability: only when it was made by the
+    current model version and that model's manifest says it is calibrated."""
+    if manifest is None:
+        return False
+    return (getattr(analysis, "model_version", None) == manifest["version"]
+            and manifest["classifier"].get("calibrated") is True)
+
+
+def score_name_for(analysis, manifest: dict | None) -> str:
+    return stage_note.score_name(is_calibrated(analysis, manifest))
+
+
+def current_score_name() -> str:
+    """The name for a column of scores from the current model (admin, CSV exports)."""
+    manifest = current_manifest()
+    return stage_note.score_name(bool(manifest) and manifest["classifier"].get("calibrated") is True)
 
 
 def note_from_features(probability: float, point: stage_note.ModelOperatingPoint, features: dict) -> str:

@@ -12,7 +12,7 @@ from lesions import selectors, stage_note
 from lesions.evolution import Change, compare
 from lesions.forms import AssessmentForm, CaptureUploadForm, HistopathologyForm, StructuresForm
 from lesions.models import Lesion
-from lesions.staging import StagingError, stage
+from lesions.staging import StagingError, recorded_breslow_mm, stage, t_category
 
 
 def change_between(before: selectors.CaptureRow, after: selectors.CaptureRow) -> Change | None:
@@ -23,16 +23,28 @@ def change_between(before: selectors.CaptureRow, after: selectors.CaptureRow) ->
     return compare(f0, f1, settings.LESION_GROWTH_FLAG_FRACTION)
 
 
+def pathology_stage_note(histo) -> str:
+    """The note from saved histopathology: the stage, or what is known and what is missing."""
+    try:
+        t = t_category(histo.breslow_mm, histo.ulceration, in_situ=histo.in_situ, primary=histo.primary_tumour)
+    except StagingError as exc:
+        return stage_note.pathology_incomplete_note(str(exc))
+    recorded = recorded_breslow_mm(histo.breslow_mm) if histo.breslow_mm is not None else None
+    try:
+        result = stage(breslow_mm=histo.breslow_mm, ulcerated=histo.ulceration, n=histo.n_category,
+                       m=histo.m_category, in_situ=histo.in_situ, primary=histo.primary_tumour, ldh=histo.ldh)
+    except StagingError as exc:
+        return stage_note.pathology_incomplete_note(str(exc), t=t, breslow_recorded_mm=recorded,
+                                                    ulcerated=histo.ulceration)
+    return stage_note.pathology_note(result, ulcerated=histo.ulceration)
+
+
 def lesion_stage_note(lesion: Lesion, rows: list[selectors.CaptureRow] | None = None) -> str:
-    """The lesion-level note: the AJCC stage once histopathology is recorded, else the newest image note."""
+    """The lesion-level note: the AJCC stage once histopathology is recorded, else the newest image note.
+    Built from saved rows only (never from a form's unsaved submission)."""
     histo = selectors.histopathology_of(lesion)
     if histo is not None:
-        try:
-            result = stage(breslow_mm=histo.breslow_mm, ulcerated=histo.ulceration, n=histo.n_category,
-                           m=histo.m_category, in_situ=histo.in_situ)
-            return stage_note.pathology_note(result)
-        except StagingError as exc:
-            return stage_note.pathology_incomplete_note(str(exc))
+        return pathology_stage_note(histo)
     rows = rows if rows is not None else selectors.captures_with_analysis(lesion)
     done = [r.analysis for r in rows if r.analysis and r.analysis.status == "done"]
     if done:
@@ -60,6 +72,20 @@ def _histopathology_html(form: HistopathologyForm | None, histo) -> SafeString:
     return blank_form_html(HistopathologyForm)
 
 
+def error_summary(*forms) -> list[dict]:
+    """Every error of the bound forms given, for the summary at the top of the page."""
+    summary = []
+    for form in forms:
+        if form is None or not form.is_bound:
+            continue
+        for name, errors in form.errors.items():
+            field = form.fields.get(name)
+            for message in errors:
+                summary.append({"label": field.label if field else "Form",
+                                "field_id": form[name].auto_id if field else "", "message": message})
+    return summary
+
+
 def case_context(request: HttpRequest, lesion: Lesion, **forms) -> dict:
     rows = selectors.captures_with_analysis(lesion)
     changes = {}
@@ -79,4 +105,5 @@ def case_context(request: HttpRequest, lesion: Lesion, **forms) -> dict:
         "structures_form_class": StructuresForm,
         "decision_support": stage_note.DECISION_SUPPORT,
         "growth_flag_fraction": settings.LESION_GROWTH_FLAG_FRACTION,
+        "error_summary": error_summary(*forms.values()),
     }

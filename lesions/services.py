@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import datetime
 from typing import Any
@@ -136,8 +137,11 @@ def capture_set_structures(*, request: HttpRequest | None, user: Any, capture: C
                 continue
             analysis.features["tds"] = tds_record(analysis.features, structures)
             point = operating_point(manifest)
-            if analysis.threshold is not None:  # the threshold of the model version that ran
-                point = stage_note.ModelOperatingPoint(analysis.threshold, point.sensitivity, point.specificity)
+            if analysis.model_version != manifest["version"]:
+                # Another model version ran: the current model's figures are not its figures.
+                point = stage_note.ModelOperatingPoint(threshold=analysis.threshold or point.threshold)
+            elif analysis.threshold is not None:  # the threshold of the model version that ran
+                point = dataclasses.replace(point, threshold=analysis.threshold)
             analysis.stage_note = note_from_features(analysis.probability, point, analysis.features)
             analysis.save(update_fields=["features", "stage_note"])
         audit.record(request=request, user=user, action=AuditEvent.Action.CHANGE, obj=capture,

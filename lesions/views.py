@@ -20,7 +20,6 @@ from lesions.forms import (
     LesionForm,
     StructuresForm,
 )
-from lesions.models import Histopathology
 from lesions.presentation import case_context, lesion_stage_note
 
 IMAGE_KINDS = {"original", "thumbnail", "mask", "overlay", "heatmap"}
@@ -133,8 +132,9 @@ def lesion_assessment(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def lesion_histopathology(request: HttpRequest, pk: int) -> HttpResponse:
     lesion = selectors.lesion_for(request.user, pk)
-    instance = selectors.histopathology_of(lesion) or Histopathology(lesion=lesion)
-    form = HistopathologyForm(request.POST, instance=instance)
+    # The form works on its own copy of the row: validation writes the submission onto its
+    # instance, and the page (the lesion's note included) must show only what is saved.
+    form = HistopathologyForm(request.POST, instance=selectors.histopathology_to_edit(lesion))
     if form.is_valid():
         services.histopathology_record(request=request, user=request.user, histopathology=form.save(commit=False),
                                        changed=form.changed_data)
