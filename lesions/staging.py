@@ -15,7 +15,7 @@ N_CATEGORIES = ("N0", "N1a", "N1b", "N1c", "N2a", "N2b", "N2c", "N3a", "N3b", "N
 M_CATEGORIES = ("M0", "M1a", "M1b", "M1c", "M1d")
 
 # Table 3, stage III rows: for each T group, the N categories that give each stage.
-_STAGE_III = {
+STAGE_III_GROUPS = {
     "T0": {"IIIB": ("N1b", "N1c"), "IIIC": ("N2b", "N2c", "N3b", "N3c")},
     "T1a": {"IIIA": ("N1a", "N2a"), "IIIB": ("N1b", "N1c", "N2b"), "IIIC": ("N2c", "N3a", "N3b", "N3c")},
     "T1b": {"IIIA": ("N1a", "N2a"), "IIIB": ("N1b", "N1c", "N2b"), "IIIC": ("N2c", "N3a", "N3b", "N3c")},
@@ -27,7 +27,7 @@ _STAGE_III = {
     "T4b": {"IIIC": ("N1a", "N1b", "N1c", "N2a", "N2b", "N2c"), "IIID": ("N3a", "N3b", "N3c")},
 }
 
-_STAGE_NODE_NEGATIVE = {
+STAGE_NODE_NEGATIVE_GROUPS = {
     "Tis": "0", "T1a": "IA", "T1b": "IA", "T2a": "IB", "T2b": "IIA", "T3a": "IIA",
     "T3b": "IIB", "T4a": "IIB", "T4b": "IIC",
 }
@@ -133,10 +133,10 @@ def stage_group(t: str, n: str, m: str) -> str:
         raise StagingError("the primary tumour's thickness could not be assessed (TX): "
                            "without distant metastasis there is no stage group")
     if n == "N0":
-        if t not in _STAGE_NODE_NEGATIVE:
+        if t not in STAGE_NODE_NEGATIVE_GROUPS:
             raise StagingError(f"{t} N0 M0 has no stage group")
-        return _STAGE_NODE_NEGATIVE[t]
-    for group, ns in _STAGE_III.get(t, {}).items():
+        return STAGE_NODE_NEGATIVE_GROUPS[t]
+    for group, ns in STAGE_III_GROUPS.get(t, {}).items():
         if n in ns:
             return group
     raise StagingError(f"{t} {n} M0 has no stage group")
