@@ -14,10 +14,9 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
-from lesions.evolution import compare
 from lesions.images import decode_rgb, encode_png
 from lesions.models import Analysis, Capture
-from lesions.notes import note_from_features, operating_point, tds_record
+from lesions.notes import change_between, note_from_features, operating_point, tds_record
 from lesions.queueing import enqueue_analysis
 from lesions.storage_names import random_name
 
@@ -104,11 +103,12 @@ def read_capture_bytes(capture: Capture) -> bytes:
         raise TransientAnalysisError(f"storage read failed: {exc}") from exc
 
 
-def previous_features(capture: Capture) -> dict | None:
+def previous_features(capture: Capture) -> tuple[dict, str] | None:
+    """The features and modality of the lesion's newest earlier analysed capture."""
     earlier = (Analysis.objects.filter(capture__lesion_id=capture.lesion_id, status=Analysis.Status.DONE,
                                        capture__taken_at__lt=capture.taken_at)
-               .order_by("-capture__taken_at", "-id").values_list("features", flat=True).first())
-    return earlier or None
+               .order_by("-capture__taken_at", "-id").values_list("features", "capture__modality").first())
+    return (earlier[0], earlier[1]) if earlier and earlier[0] else None
 
 
 def run_analysis(*, analysis_id: int, analyzer: Any, worker: str) -> Analysis | None:
@@ -130,9 +130,11 @@ def run_analysis(*, analysis_id: int, analyzer: Any, worker: str) -> Analysis | 
     t_model = time.perf_counter()
     features = dict(result.features)
     if features:
-        features["tds"] = tds_record(features, capture.structures)
+        features["tds"] = tds_record(features, capture.structures, modality=capture.modality,
+                                     melanocytic=capture.melanocytic)
         before = previous_features(capture)
-        change = compare(before, features, settings.LESION_GROWTH_FLAG_FRACTION) if before else None
+        change = (change_between(before[0], features, before_modality=before[1], after_modality=capture.modality,
+                                 manifest=analyzer.manifest) if before else None)
         features["change"] = change.as_dict() if change else None
     note = note_from_features(result.probability, operating_point(analyzer.manifest), features)
     stem = f"analyses/{capture.pk}-{analysis.pk}-{random_name()[:8]}"

@@ -5,13 +5,15 @@ from django import forms
 from lesions import staging
 from lesions.models import Capture, Histopathology, Lesion
 
-# The D of Stolz's ABCD rule: differential structures the clinician sees.
+# The D of Stolz's ABCD rule: differential structures the clinician sees, each with Stolz's
+# counting rule (Stolz W. et al., Eur J Dermatol 1994;4:521-527; Nachbar F. et al., J Am Acad
+# Dermatol 1994;30:551-559): a structure counts only when the rule holds.
 DERMOSCOPIC_STRUCTURES = [
     ("pigment_network", "Pigment network"),
-    ("structureless", "Structureless (homogeneous) areas"),
-    ("dots", "Dots"),
-    ("globules", "Globules"),
-    ("streaks", "Streaks"),
+    ("structureless", "Structureless (homogeneous) areas covering more than 10% of the lesion"),
+    ("dots", "Dots: more than two"),
+    ("globules", "Globules: more than one"),
+    ("streaks", "Branched streaks: more than two"),
 ]
 
 
@@ -94,5 +96,8 @@ class CaptureUploadForm(CaptureMetadataForm):
 
 
 class StructuresForm(forms.Form):
+    melanocytic = forms.BooleanField(
+        label="Melanocytic lesion (step 1 of the two-step algorithm)", required=False,
+        help_text="The TDS (ABCD rule) is computed only for dermoscopic captures of melanocytic lesions.")
     structures = forms.MultipleChoiceField(choices=DERMOSCOPIC_STRUCTURES, required=False,
                                            widget=forms.CheckboxSelectMultiple)

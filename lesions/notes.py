@@ -71,11 +71,19 @@ def note_from_features(probability: float, point: stage_note.ModelOperatingPoint
                                  growing=bool(change.get("growing")))
 
 
-def tds_record(features: dict, structures: list[str]) -> dict | None:
-    """The Total Dermoscopy Score needs the clinician's D (structures); without it there is none."""
+def tds_applies(*, modality: str, melanocytic: bool | None) -> bool:
+    """Stolz's ABCD rule is the second step of the two-step algorithm: it scores dermoscopic
+    images of lesions the clinician has judged melanocytic, nothing else."""
+    return modality == "dermoscopic" and melanocytic is True
+
+
+def tds_record(features: dict, structures: list[str], *, modality: str = "dermoscopic",
+               melanocytic: bool | None = None) -> dict | None:
+    """The Total Dermoscopy Score: A, B, C measured from the outline, D (structures) entered by the
+    clinician. None where the TDS is not valid (not dermoscopic, not melanocytic) or D is missing."""
     from ml.features import tds_band, total_dermoscopy_score
 
-    if not structures:
+    if not structures or not tds_applies(modality=modality, melanocytic=melanocytic):
         return None
     a = features["asymmetry"]["axes_asymmetric"]
     b = features["border"]["abrupt_segments"]
@@ -83,6 +91,31 @@ def tds_record(features: dict, structures: list[str]) -> dict | None:
     d = len(structures)
     score = total_dermoscopy_score(a, b, c, d)
     return {"a": a, "b": b, "c": c, "d": d, "score": score, "band": tds_band(score)}
+
+
+def segmenter_area_uncertainty(manifest: dict | None) -> float | None:
+    """Area-change uncertainty from the segmenter's measured Jaccard on its test images (the
+    thresholded masks the app uses, else the mean soft Jaccard); None when not measured."""
+    from lesions.evolution import area_change_uncertainty
+
+    test = ((manifest or {}).get("segmenter") or {}).get("test_metrics") or {}
+    jaccard = test.get("jaccard_thresholded_mean", test.get("jaccard_mean"))
+    return area_change_uncertainty(jaccard) if isinstance(jaccard, (int, float)) else None
+
+
+def change_between(before: dict | None, after: dict | None, *, before_modality: str, after_modality: str,
+                   manifest: dict | None):
+    """The change between two captures' features (lesions.evolution.compare with the clinic's
+    flag fraction and the segmenter's uncertainty)."""
+    from django.conf import settings
+
+    from lesions.evolution import compare
+
+    if not before or not after:
+        return None
+    return compare(before, after, before_modality=before_modality, after_modality=after_modality,
+                   area_uncertainty=segmenter_area_uncertainty(manifest),
+                   flag_fraction=settings.LESION_GROWTH_FLAG_FRACTION)
 
 
 def change_summary(change: dict | None) -> str | None:

@@ -8,19 +8,20 @@ from django.conf import settings
 from django.http import HttpRequest
 from django.utils.safestring import SafeString
 
-from lesions import selectors, stage_note
-from lesions.evolution import Change, compare
+from lesions import notes, selectors, stage_note
+from lesions.evolution import Change
 from lesions.forms import AssessmentForm, CaptureUploadForm, HistopathologyForm, StructuresForm
 from lesions.models import Lesion
 from lesions.staging import StagingError, recorded_breslow_mm, stage, t_category
 
 
-def change_between(before: selectors.CaptureRow, after: selectors.CaptureRow) -> Change | None:
+def change_between(before: selectors.CaptureRow, after: selectors.CaptureRow,
+                   manifest: dict | None = None) -> Change | None:
     f0 = before.analysis.features if before.analysis and before.analysis.status == "done" else None
     f1 = after.analysis.features if after.analysis and after.analysis.status == "done" else None
-    if not f0 or not f1:
-        return None
-    return compare(f0, f1, settings.LESION_GROWTH_FLAG_FRACTION)
+    return notes.change_between(f0, f1, before_modality=before.capture.modality,
+                                after_modality=after.capture.modality,
+                                manifest=manifest if manifest is not None else notes.current_manifest())
 
 
 def pathology_stage_note(histo) -> str:
@@ -88,9 +89,10 @@ def error_summary(*forms) -> list[dict]:
 
 def case_context(request: HttpRequest, lesion: Lesion, **forms) -> dict:
     rows = selectors.captures_with_analysis(lesion)
+    manifest = notes.current_manifest()
     changes = {}
     for before, after in zip(rows, rows[1:]):
-        changes[after.capture.pk] = change_between(before, after)
+        changes[after.capture.pk] = change_between(before, after, manifest)
     histo = selectors.histopathology_of(lesion)
     return {
         "lesion": lesion,
@@ -106,4 +108,5 @@ def case_context(request: HttpRequest, lesion: Lesion, **forms) -> dict:
         "decision_support": stage_note.DECISION_SUPPORT,
         "growth_flag_fraction": settings.LESION_GROWTH_FLAG_FRACTION,
         "error_summary": error_summary(*forms.values()),
+        "manifest": manifest,
     }

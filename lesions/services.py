@@ -123,19 +123,23 @@ def validate_structures(values: list[str]) -> list[str]:
 
 
 def capture_set_structures(*, request: HttpRequest | None, user: Any, capture: Capture,
-                           structures: list[str]) -> Capture:
-    """Record the clinician's dermoscopic structures and refresh the TDS and note of done analyses."""
+                           structures: list[str], melanocytic: bool | None = None) -> Capture:
+    """Record the clinician's dermoscopic structures (and whether the lesion is melanocytic) and
+    refresh the TDS and note of done analyses."""
     from ml.inference import read_manifest
 
     validate_structures(structures)
     with transaction.atomic():
         capture.structures = structures
-        capture.save(update_fields=["structures"])
+        if melanocytic is not None:
+            capture.melanocytic = melanocytic
+        capture.save(update_fields=["structures", "melanocytic"])
         manifest = read_manifest(settings.ML_MODELS_DIR)
         for analysis in capture.analyses.select_for_update().filter(status=Analysis.Status.DONE):
             if not analysis.features:
                 continue
-            analysis.features["tds"] = tds_record(analysis.features, structures)
+            analysis.features["tds"] = tds_record(analysis.features, structures, modality=capture.modality,
+                                                  melanocytic=capture.melanocytic)
             point = operating_point(manifest)
             if analysis.model_version != manifest["version"]:
                 # Another model version ran: the current model's figures are not its figures.
@@ -145,7 +149,8 @@ def capture_set_structures(*, request: HttpRequest | None, user: Any, capture: C
             analysis.stage_note = note_from_features(analysis.probability, point, analysis.features)
             analysis.save(update_fields=["features", "stage_note"])
         audit.record(request=request, user=user, action=AuditEvent.Action.CHANGE, obj=capture,
-                     clinic_id=capture.lesion.patient.clinic_id, detail={"structures": structures})
+                     clinic_id=capture.lesion.patient.clinic_id,
+                     detail={"structures": structures, "melanocytic": capture.melanocytic})
     return capture
 
 

@@ -186,3 +186,21 @@ def pathology_incomplete_note(reason: str, *, t: str | None = None, breslow_reco
     known = f"{_primary_text(t, breslow_recorded_mm, ulcerated)}. " if t else ""
     return (f"Histopathology recorded. {known}The stage group is not computed: {reason}. "
             "Record the missing findings to stage the melanoma.")
+
+
+# The TDS (Stolz 1994; Nachbar 1994) as the app computes it: say what was measured and by whom.
+TDS_PROVENANCE = ("A, B and C were measured automatically from the outline; D was entered by the clinician. "
+                  "The automatic A measures the outline's shape only, not the asymmetry of colours and structures "
+                  "that Stolz's A also counts.")
+
+
+def tds_unavailable_reason(*, modality: str, melanocytic: bool | None, structures: list[str]) -> str:
+    """Why a capture has no TDS."""
+    if modality != "dermoscopic":
+        return "No TDS: the ABCD rule applies to dermoscopic images only."
+    if melanocytic is not True:
+        return ("No TDS: the lesion has not been marked melanocytic (the ABCD rule is the second step of the "
+                "two-step algorithm).")
+    if not structures:
+        return "No TDS yet: tick the dermoscopic structures seen (D)."
+    return "No TDS: the capture has no finished analysis."

@@ -112,7 +112,8 @@ def capture_structures(request: HttpRequest, pk: int) -> HttpResponse:
     form = StructuresForm(request.POST)
     if form.is_valid():
         services.capture_set_structures(request=request, user=request.user, capture=capture,
-                                        structures=form.cleaned_data["structures"])
+                                        structures=form.cleaned_data["structures"],
+                                        melanocytic=form.cleaned_data["melanocytic"])
         messages.success(request, "Dermoscopic structures saved.")
     return redirect(f"{_case_url(capture.lesion_id)}#capture-{capture.pk}")
 

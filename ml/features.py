@@ -165,14 +165,37 @@ def border(image: np.ndarray, mask: np.ndarray) -> Border:
     return Border(compactness=compactness(mask), abrupt_segments=abrupt_border_segments(image, mask))
 
 
+# Stolz's rule for white: it is scored only where the area is lighter than the adjacent skin
+# (Stolz W. et al., Eur J Dermatol 1994;4:521-527), which also keeps pale skin and bright
+# reflections that are no lighter than the surrounding skin from counting as white. The skin is
+# the ring of this many pixels around the outline.
+SKIN_RING_PX = 6
+
+
+def surrounding_skin_brightness(image: np.ndarray, mask: np.ndarray, ring_px: int = SKIN_RING_PX) -> float | None:
+    """Median brightness (mean of R, G, B) of the skin in a ring just outside the lesion."""
+    inside = mask > 0
+    ring = ndimage.binary_dilation(inside, iterations=ring_px) & ~inside
+    if not ring.any():
+        return None
+    return float(np.median(image[ring].reshape(-1, 3).astype(np.float32).mean(axis=1)))
+
+
 def colours(image: np.ndarray, mask: np.ndarray) -> Colours:
-    """Which of the six dermoscopic colours cover at least 5% of the lesion (nearest reference colour)."""
+    """Which of the six dermoscopic colours cover at least 5% of the lesion (nearest reference colour).
+    A pixel nearest to white counts as white only when it is lighter than the surrounding skin;
+    otherwise it counts as its nearest other colour."""
     pixels = image[mask > 0].reshape(-1, 3).astype(np.float32)
     names = list(DERMOSCOPIC_COLOURS)
     if len(pixels) == 0:
         return Colours([], 0, {n: 0.0 for n in names})
     refs = np.array([DERMOSCOPIC_COLOURS[n] for n in names], np.float32)
-    nearest = np.argmin(((pixels[:, None, :] - refs[None]) ** 2).sum(-1), axis=1)
+    distances = ((pixels[:, None, :] - refs[None]) ** 2).sum(-1)
+    white = names.index("white")
+    skin = surrounding_skin_brightness(image, mask)
+    not_lighter = pixels.mean(axis=1) <= skin if skin is not None else np.ones(len(pixels), bool)
+    distances[not_lighter, white] = np.inf
+    nearest = np.argmin(distances, axis=1)
     fractions = {n: float(np.mean(nearest == i)) for i, n in enumerate(names)}
     present = [n for n in names if fractions[n] >= COLOUR_PRESENCE_FRACTION]
     return Colours(present, max(1, len(present)), fractions)
