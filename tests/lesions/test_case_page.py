@@ -8,11 +8,14 @@ import shutil
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
 from lesions import services
 from lesions.models import Analysis, Capture
+from lesions.notes import note_from_features, operating_point
+from ml.inference import read_manifest
 from tests.factories import lesion_image
 
 pytestmark = pytest.mark.django_db
@@ -34,10 +37,6 @@ def capture_with_analysis(lesion, *, days_ago: int = 0, area: float = 20.0, unit
         "diameter": {"value": area**0.5, "unit": unit, "area": area, "area_unit": f"{unit}²"},
     }
     if note:
-        from lesions.notes import note_from_features, operating_point
-        from ml.inference import read_manifest
-        from django.conf import settings
-
         point = operating_point(read_manifest(settings.ML_MODELS_DIR))
         analysis.stage_note = note_from_features(probability, point, analysis.features)
     analysis.save()
