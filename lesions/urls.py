@@ -3,6 +3,7 @@ from django.urls import path
 from lesions import views
 
 urlpatterns = [
+    path("clinical-rules/", views.clinical_rules, name="clinical_rules"),
     path("patients/<int:pk>/", views.patient_detail, name="patient_detail"),
     path("patients/<int:patient_pk>/lesions/new/", views.lesion_create, name="lesion_create"),
     path("lesions/<int:pk>/", views.lesion_case, name="lesion_case"),

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 from clinic import audit
 from clinic.models import AuditEvent
 from clinic.selectors import patient_for
+from lesions import clinical_rules as rules
 from lesions import selectors, services
 from lesions.forms import (
     AssessmentForm,
@@ -201,6 +202,12 @@ def _case_url(lesion_id: int) -> str:
     from django.urls import reverse
 
     return reverse("lesion_case", args=[lesion_id])
+
+
+@require_GET
+def clinical_rules(request: HttpRequest) -> HttpResponse:
+    """Every clinical rule the software applies, with its source, generated from the code's constants."""
+    return render(request, "lesions/clinical_rules.html", {"sections": rules.all_sections()})
 
 
 def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:

@@ -31,7 +31,6 @@ AXIS_ASYMMETRY_THRESHOLD = 0.08
 # A colour counts as present when at least this share of lesion pixels is nearest to it.
 COLOUR_PRESENCE_FRACTION = 0.05
 
-TDS_BANDS = ((4.75, "benign"), (5.45, "suspicious"), (float("inf"), "highly suspicious"))
 
 
 @dataclass(frozen=True)
@@ -221,16 +220,24 @@ def diameter(mask: np.ndarray, mm_per_pixel: float | None = None) -> Diameter:
     return Diameter(px, "px", area_px, "px²")
 
 
+# Stolz 1994 / Nachbar 1994: TDS = 1.3·A + 0.1·B + 0.5·C + 0.5·D.
+TDS_WEIGHTS = {"A": 1.3, "B": 0.1, "C": 0.5, "D": 0.5}
+# Published bands: < 4.75 benign; 4.75–5.45 suspicious; > 5.45 highly suspicious (Nachbar 1994).
+TDS_BENIGN_BELOW = 4.75
+TDS_SUSPICIOUS_UP_TO = 5.45
+
+
 def total_dermoscopy_score(a: int, b: int, c: int, d: int) -> float:
     """Stolz's TDS = 1.3·A + 0.1·B + 0.5·C + 0.5·D."""
-    return round(1.3 * a + 0.1 * b + 0.5 * c + 0.5 * d, 2)
+    w = TDS_WEIGHTS
+    return round(w["A"] * a + w["B"] * b + w["C"] * c + w["D"] * d, 2)
 
 
 def tds_band(tds: float) -> str:
     """Published bands: < 4.75 benign, 4.75–5.45 suspicious, > 5.45 highly suspicious."""
-    if tds < 4.75:
+    if tds < TDS_BENIGN_BELOW:
         return "benign"
-    if tds <= 5.45:
+    if tds <= TDS_SUSPICIOUS_UP_TO:
         return "suspicious"
     return "highly suspicious"
 
