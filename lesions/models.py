@@ -192,7 +192,10 @@ class Analysis(models.Model):
     device = models.CharField(max_length=40, blank=True)
     segmenter_name = models.CharField(max_length=80, blank=True)
     classifier_name = models.CharField(max_length=80, blank=True)
-    probability = models.FloatField("melanoma probability", null=True, blank=True)
+    # The classifier's output; what it is called (score or probability) is decided in one place,
+    # lesions.stage_note.score_name, from the model manifest's "calibrated".
+    probability = models.FloatField("classifier output (a melanoma score unless the model is calibrated)",
+                                    null=True, blank=True)
     threshold = models.FloatField(null=True, blank=True)
     mask = models.FileField(upload_to="analyses/", max_length=200, blank=True)
     overlay = models.FileField(upload_to="analyses/", max_length=200, blank=True)

@@ -21,7 +21,7 @@ from lesions.forms import (
     LesionForm,
     StructuresForm,
 )
-from lesions.presentation import case_context, lesion_stage_note
+from lesions.presentation import case_context
 
 IMAGE_KINDS = {"original", "thumbnail", "mask", "overlay", "heatmap"}
 
@@ -140,7 +140,7 @@ def lesion_histopathology(request: HttpRequest, pk: int) -> HttpResponse:
     if form.is_valid():
         services.histopathology_record(request=request, user=request.user, histopathology=form.save(commit=False),
                                        changed=form.changed_data)
-        messages.success(request, "Histopathology saved. " + lesion_stage_note(lesion).splitlines()[0])
+        messages.success(request, "Histopathology saved; the stage note below is updated.")
         return redirect("lesion_case", pk=lesion.pk)
     return render(request, "lesions/case.html", case_context(request, lesion, histopathology_form=form), status=400)
 
