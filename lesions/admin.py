@@ -7,11 +7,13 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.functional import lazy
 
 from lesions import notes, services, stage_note
+from lesions.forms import HistopathologyForm
 from lesions.models import Analysis, Capture, Histopathology, Lesion
 
 
 class HistopathologyInline(admin.StackedInline):
     model = Histopathology
+    form = HistopathologyForm  # same fields, help texts and checks (Histopathology.clean) as the case page
     extra = 0
 
 

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from django import forms
 
-from lesions import staging
 from lesions.models import Capture, Histopathology, Lesion
 
 # The D of Stolz's ABCD rule: differential structures the clinician sees, each with Stolz's
@@ -31,6 +30,9 @@ class AssessmentForm(forms.ModelForm):
 
 
 class HistopathologyForm(forms.ModelForm):
+    """The staging invariants (thickness, TX/T0, sentinel node) live in Histopathology.clean(),
+    which a ModelForm runs, so the admin and any API refuse the same findings."""
+
     class Meta:
         model = Histopathology
         fields = ["primary_tumour", "in_situ", "breslow_mm", "ulceration", "mitotic_rate_per_mm2", "sentinel_node",
@@ -40,28 +42,6 @@ class HistopathologyForm(forms.ModelForm):
             "n_category": "Leave “Not assessed” unless the regional nodes were assessed.",
             "m_category": "Leave “Not assessed” unless distant metastasis was assessed.",
         }
-
-    def clean(self):
-        cleaned = super().clean()
-        primary = cleaned.get("primary_tumour") or staging.PRIMARY_ASSESSED
-        if primary != staging.PRIMARY_ASSESSED:
-            label = Histopathology.PrimaryTumour(primary).label
-            if cleaned.get("breslow_mm") is not None:
-                self.add_error("breslow_mm", f"{label}: the thickness cannot be assessed, so leave it empty.")
-            if cleaned.get("in_situ"):
-                self.add_error("in_situ", f"{label} cannot also be melanoma in situ.")
-        elif not cleaned.get("in_situ") and cleaned.get("breslow_mm") is None:
-            self.add_error("breslow_mm", "Breslow thickness is needed unless the melanoma is in situ "
-                                         "(or choose TX when it cannot be assessed).")
-        n = cleaned.get("n_category")
-        sentinel = cleaned.get("sentinel_node")
-        if n in staging.NODES_FOUND_BY_SENTINEL_BIOPSY and sentinel != Histopathology.SentinelNode.POSITIVE:
-            done = ("no sentinel node biopsy was done" if sentinel == Histopathology.SentinelNode.NOT_DONE
-                    else "the sentinel node biopsy was negative")
-            self.add_error("n_category", f"{n} means clinically occult nodes found by a positive sentinel node "
-                                         f"biopsy, but {done}. Choose a clinically detected category (N1b, N2b, "
-                                         "N3b) or correct the sentinel node result.")
-        return cleaned
 
 
 class MultipleFileInput(forms.ClearableFileInput):

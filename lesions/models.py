@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from clinic.models import Patient
@@ -125,6 +126,28 @@ class Histopathology(models.Model):
 
     def __str__(self) -> str:
         return f"Histopathology of {self.lesion}"
+
+    def clean(self) -> None:
+        """Findings that cannot be true together are refused (AJCC 8th ed., Gershenwald et al. 2017, Table 1)."""
+        errors: dict[str, str] = {}
+        if self.primary_tumour != self.PrimaryTumour.ASSESSED:
+            label = self.PrimaryTumour(self.primary_tumour).label
+            if self.breslow_mm is not None:
+                errors["breslow_mm"] = f"{label}: the thickness cannot be assessed, so leave it empty."
+            if self.in_situ:
+                errors["in_situ"] = f"{label} cannot also be melanoma in situ."
+        elif not self.in_situ and self.breslow_mm is None:
+            errors["breslow_mm"] = ("Breslow thickness is needed unless the melanoma is in situ "
+                                    "(or choose TX when it cannot be assessed).")
+        if (self.n_category in staging.NODES_FOUND_BY_SENTINEL_BIOPSY
+                and self.sentinel_node != self.SentinelNode.POSITIVE):
+            done = ("no sentinel node biopsy was done" if self.sentinel_node == self.SentinelNode.NOT_DONE
+                    else "the sentinel node biopsy was negative")
+            errors["n_category"] = (f"{self.n_category} means clinically occult nodes found by a positive sentinel "
+                                    f"node biopsy, but {done}. Choose a clinically detected category (N1b, N2b, "
+                                    "N3b) or correct the sentinel node result.")
+        if errors:
+            raise ValidationError(errors)
 
 
 def capture_upload_path(instance: Capture, filename: str) -> str:

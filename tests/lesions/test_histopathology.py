@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from lesions.forms import HistopathologyForm
@@ -120,3 +121,12 @@ def test_invalid_edit_keeps_the_saved_stage_in_the_note(client_logged_in, lesion
     assert "stage IB (T2a N0 M0)" in content
     histo = Histopathology.objects.get(lesion=lesion)
     assert (str(histo.breslow_mm), histo.n_category) == ("1.50", "N0")
+
+
+def test_the_model_refuses_occult_nodes_without_a_positive_sentinel_biopsy(lesion):
+    histo = Histopathology(lesion=lesion, breslow_mm="1.2", n_category="N2a", m_category="M0", sentinel_node="not_done")
+    with pytest.raises(ValidationError) as raised:
+        histo.full_clean()
+    assert "sentinel node biopsy" in " ".join(raised.value.message_dict["n_category"])
+    histo.sentinel_node = "positive"
+    histo.full_clean()
