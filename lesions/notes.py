@@ -3,7 +3,12 @@ The wording itself lives in lesions/stage_note.py."""
 
 from __future__ import annotations
 
+from django.conf import settings
+
 from lesions import stage_note
+from lesions.evolution import Change, area_change_uncertainty, compare
+from ml.features import tds_band, total_dermoscopy_score
+from ml.inference import ModelsMissing, read_manifest
 
 
 def operating_point(manifest: dict) -> stage_note.ModelOperatingPoint:
@@ -33,10 +38,6 @@ def _pair(value) -> tuple[float, float] | None:
 
 def current_manifest() -> dict | None:
     """The shipped models' manifest (JSON only, no TensorFlow), or None when it is missing."""
-    from django.conf import settings
-
-    from ml.inference import ModelsMissing, read_manifest
-
     try:
         return read_manifest(settings.ML_MODELS_DIR)
     except ModelsMissing:
@@ -81,8 +82,6 @@ def tds_record(features: dict, structures: list[str], *, modality: str = "dermos
                melanocytic: bool | None = None) -> dict | None:
     """The Total Dermoscopy Score: A, B, C measured from the outline, D (structures) entered by the
     clinician. None where the TDS is not valid (not dermoscopic, not melanocytic) or D is missing."""
-    from ml.features import tds_band, total_dermoscopy_score
-
     if not structures or not tds_applies(modality=modality, melanocytic=melanocytic):
         return None
     a = features["asymmetry"]["axes_asymmetric"]
@@ -96,21 +95,15 @@ def tds_record(features: dict, structures: list[str], *, modality: str = "dermos
 def segmenter_area_uncertainty(manifest: dict | None) -> float | None:
     """Area-change uncertainty from the segmenter's measured Jaccard on its test images (the
     thresholded masks the app uses, else the mean soft Jaccard); None when not measured."""
-    from lesions.evolution import area_change_uncertainty
-
     test = ((manifest or {}).get("segmenter") or {}).get("test_metrics") or {}
     jaccard = test.get("jaccard_thresholded_mean", test.get("jaccard_mean"))
     return area_change_uncertainty(jaccard) if isinstance(jaccard, (int, float)) else None
 
 
 def change_between(before: dict | None, after: dict | None, *, before_modality: str, after_modality: str,
-                   manifest: dict | None):
+                   manifest: dict | None) -> Change | None:
     """The change between two captures' features (lesions.evolution.compare with the clinic's
     flag fraction and the segmenter's uncertainty)."""
-    from django.conf import settings
-
-    from lesions.evolution import compare
-
     if not before or not after:
         return None
     return compare(before, after, before_modality=before_modality, after_modality=after_modality,
@@ -121,6 +114,4 @@ def change_between(before: dict | None, after: dict | None, *, before_modality: 
 def change_summary(change: dict | None) -> str | None:
     if not change:
         return None
-    from lesions.evolution import Change
-
     return Change(**change).summary()
