@@ -29,7 +29,8 @@ NEEDS_HISTOPATHOLOGY = ("If this lesion proves to be melanoma, its stage needs h
 MODEL_SCOPE = ("The model scores melanoma against all other lesions; it does not assess basal cell or "
                "squamous cell carcinoma.")
 # Where the model's figures come from: say it every time they are shown.
-MODEL_DATA = "dermoscopic research images, not this clinic's patients"
+MODEL_TEST_DATA = "dermoscopic research test images"
+NOT_THIS_CLINIC = "not on this clinic's patients"
 
 # Short-term digital monitoring interval (Menzies 2001; Argenziano 2008).
 SHORT_TERM_MONITORING_MONTHS = 3
@@ -103,14 +104,15 @@ def _percent_with_ci(value: float, ci: tuple[float, float] | None) -> str:
 def performance_sentence(op: ModelOperatingPoint) -> str:
     """The model's test figures with the data they were measured on."""
     if op.sensitivity is None or op.specificity is None:
-        return f"The model's sensitivity and specificity are not recorded; it was trained on {MODEL_DATA}."
+        return (f"The model's sensitivity and specificity are not recorded; its figures come from "
+                f"{MODEL_TEST_DATA}, {NOT_THIS_CLINIC}.")
     if op.n_images is not None and op.n_melanomas is not None:
-        data = f"{op.n_images} {MODEL_DATA.replace('images', 'test images', 1)}, {op.n_melanomas} of them melanomas"
+        data = f"{op.n_images} {MODEL_TEST_DATA} ({op.n_melanomas} melanomas)"
     else:
-        data = f"held-out {MODEL_DATA.replace('images', 'test images', 1)}"
+        data = f"held-out {MODEL_TEST_DATA}"
     return (f"At this threshold the model found {_percent_with_ci(op.sensitivity, op.sensitivity_ci95)} of melanomas "
             f"(sensitivity) with {_percent_with_ci(op.specificity, op.specificity_ci95)} specificity, "
-            f"measured on {data}.")
+            f"measured on {data}, {NOT_THIS_CLINIC}.")
 
 
 def below_threshold_sentence(op: ModelOperatingPoint) -> str:

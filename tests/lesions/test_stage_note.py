@@ -56,8 +56,7 @@ def test_model_figures_come_with_their_data_and_confidence_intervals():
     note = image_note(probability=0.4, operating_point=FULL)
     assert "92% (95% CI 86%–96%) of melanomas" in note
     assert "64% (95% CI 61%–67%) specificity" in note
-    assert "1110 dermoscopic research test images" in note and "118 of them melanomas" in note
-    assert "not this clinic's patients" in note
+    assert "measured on 1110 dermoscopic research test images (118 melanomas), not on this clinic's patients" in note
     assert "does not assess basal cell or squamous cell carcinoma" in note
 
 
