@@ -26,7 +26,7 @@ HEALTHCHECK CMD python -c "import urllib.request,sys; sys.exit(urllib.request.ur
 CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--timeout", "60"]
 
 FROM runtime AS worker
-CMD ["celery", "-A", "clinic", "worker", "-Q", "gpu,default", "-c", "1", "-l", "INFO"]
+CMD ["celery", "-A", "config", "worker", "-Q", "gpu,default", "-c", "1", "-l", "INFO"]
 
 # GPU workers: TensorFlow's GPU image carries CUDA; the same TensorFlow version as on CPU.
 FROM tensorflow/tensorflow:2.21.0-gpu AS worker-gpu
@@ -40,4 +40,4 @@ WORKDIR /app
 COPY --chown=lesiontrack . /app
 USER lesiontrack
 # One process per GPU: run one container per device with CUDA_VISIBLE_DEVICES set.
-CMD ["celery", "-A", "clinic", "worker", "-Q", "gpu", "-c", "1", "-P", "solo", "-l", "INFO"]
+CMD ["celery", "-A", "config", "worker", "-Q", "gpu", "-c", "1", "-P", "solo", "-l", "INFO"]

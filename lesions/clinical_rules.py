@@ -11,6 +11,7 @@ from lesions import notes, stage_note, staging
 from lesions.forms import DERMOSCOPIC_STRUCTURES
 from lesions.models import Histopathology
 from ml import features
+from ml.contracts import ModelManifest
 
 AJCC = ("Gershenwald J.E. et al., Melanoma staging: evidence-based changes in the AJCC eighth edition cancer "
         "staging manual. CA Cancer J Clin 2017;67:472-492")
@@ -111,8 +112,10 @@ def change_section() -> Section:
     ])
 
 
-def _point(manifest: dict | None) -> stage_note.ModelOperatingPoint:
-    return notes.operating_point(manifest) if manifest else stage_note.ModelOperatingPoint(threshold=0.5)
+def _point(manifest: ModelManifest | None) -> stage_note.ModelFigures:
+    if manifest is None:
+        return stage_note.ModelFigures(threshold=float("nan"))
+    return stage_note.ModelFigures.from_point(notes.point_with_calibration(manifest))
 
 
 def model_section() -> Section:

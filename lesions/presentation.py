@@ -5,7 +5,6 @@ from __future__ import annotations
 from functools import cache
 
 from django.conf import settings
-from django.http import HttpRequest
 from django.utils.safestring import SafeString
 
 from lesions import notes, selectors, stage_note
@@ -13,12 +12,13 @@ from lesions.evolution import Change
 from lesions.forms import AssessmentForm, CaptureUploadForm, HistopathologyForm, StructuresForm
 from lesions.models import Lesion
 from lesions.staging import StagingError, recorded_breslow_mm, stage, t_category
+from ml.contracts import ModelManifest
 
 
 def change_between(before: selectors.CaptureRow, after: selectors.CaptureRow,
-                   manifest: dict | None = None) -> Change | None:
-    f0 = before.analysis.features if before.analysis and before.analysis.status == "done" else None
-    f1 = after.analysis.features if after.analysis and after.analysis.status == "done" else None
+                   manifest: ModelManifest | None = None) -> Change | None:
+    f0 = before.analysis.features if before.analysis and before.analysis.is_done else None
+    f1 = after.analysis.features if after.analysis and after.analysis.is_done else None
     return notes.change_between(f0, f1, before_modality=before.capture.modality,
                                 after_modality=after.capture.modality,
                                 manifest=manifest if manifest is not None else notes.current_manifest())
@@ -47,7 +47,7 @@ def lesion_stage_note(lesion: Lesion, rows: list[selectors.CaptureRow] | None = 
     if histo is not None:
         return pathology_stage_note(histo)
     rows = rows if rows is not None else selectors.captures_with_analysis(lesion)
-    done = [r.analysis for r in rows if r.analysis and r.analysis.status == "done"]
+    done = [r.analysis for r in rows if r.analysis and r.analysis.is_done]
     if done:
         return done[-1].stage_note
     return f"No analysed capture yet. {stage_note.NEEDS_HISTOPATHOLOGY}"
@@ -87,7 +87,7 @@ def error_summary(*forms) -> list[dict]:
     return summary
 
 
-def case_context(request: HttpRequest, lesion: Lesion, **forms) -> dict:
+def case_context(lesion: Lesion, **forms) -> dict:
     rows = selectors.captures_with_analysis(lesion)
     manifest = notes.current_manifest()
     changes = {}

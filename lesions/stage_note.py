@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lesions.staging import Stage
+from ml.contracts import OperatingPoint
 
 DECISION_SUPPORT = ("Decision support only, not a diagnosis: the result must be interpreted by a clinician "
                     "together with history, examination and dermoscopy.")
@@ -61,8 +62,12 @@ STAGE_DESCRIPTIONS = {
 }
 
 
+# The threshold and the figures measured at it: the type ml/ and the web app share.
+ModelOperatingPoint = OperatingPoint
+
+
 @dataclass(frozen=True)
-class ModelOperatingPoint:
+class ModelFigures:
     """The classifier's threshold and its test figures, as far as the model manifest states them.
     Any figure the manifest does not give is None and the note says less; nothing is filled in."""
 
@@ -75,6 +80,30 @@ class ModelOperatingPoint:
     n_images: int | None = None
     n_melanomas: int | None = None
     melanomas_below_threshold: int | None = None
+
+    @classmethod
+    def from_point(cls, point: OperatingPoint) -> ModelFigures:
+        """From the operating point stored with an analysis; the manifest's extra test fields
+        (n_images, n_melanomas, *_ci95, melanomas_below_threshold; older names images, positives)
+        and `calibrated` are read when present, never filled in."""
+        extra = point.extra or {}
+        return cls(threshold=point.threshold, sensitivity=point.sensitivity, specificity=point.specificity,
+                   calibrated=extra.get("calibrated") is True,
+                   sensitivity_ci95=_pair(extra.get("sensitivity_ci95")),
+                   specificity_ci95=_pair(extra.get("specificity_ci95")),
+                   n_images=_int(extra.get("n_images", extra.get("images"))),
+                   n_melanomas=_int(extra.get("n_melanomas", extra.get("positives"))),
+                   melanomas_below_threshold=_int(extra.get("melanomas_below_threshold")))
+
+
+def _pair(value) -> tuple[float, float] | None:
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
+        return float(value[0]), float(value[1])
+    return None
+
+
+def _int(value) -> int | None:
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def score_name(calibrated: bool | None) -> str:
@@ -101,7 +130,7 @@ def _percent_with_ci(value: float, ci: tuple[float, float] | None) -> str:
     return f"{value:.0%} (95% CI {ci[0]:.0%}–{ci[1]:.0%})"
 
 
-def performance_sentence(op: ModelOperatingPoint) -> str:
+def performance_sentence(op: ModelFigures) -> str:
     """The model's test figures with the data they were measured on."""
     if op.sensitivity is None or op.specificity is None:
         return (f"The model's sensitivity and specificity are not recorded; its figures come from "
@@ -115,7 +144,7 @@ def performance_sentence(op: ModelOperatingPoint) -> str:
             f"measured on {data}, {NOT_THIS_CLINIC}.")
 
 
-def below_threshold_sentence(op: ModelOperatingPoint) -> str:
+def below_threshold_sentence(op: ModelFigures) -> str:
     if op.melanomas_below_threshold is not None and op.n_melanomas is not None:
         return (f"A score below the threshold does not exclude melanoma: {op.melanomas_below_threshold} of the "
                 f"{op.n_melanomas} test melanomas scored below it.")
@@ -145,10 +174,10 @@ def suggested_next_step(score: float, threshold: float, tds_band: str | None, gr
     return ROUTINE
 
 
-def image_note(*, probability: float, operating_point: ModelOperatingPoint, tds: float | None = None,
+def image_note(*, probability: float, operating_point: OperatingPoint | ModelFigures, tds: float | None = None,
                tds_band: str | None = None, change: str | None = None, growing: bool = False) -> str:
     """What the image suggests, before histopathology."""
-    op = operating_point
+    op = operating_point if isinstance(operating_point, ModelFigures) else ModelFigures.from_point(operating_point)
     lines = [result_line(probability, op.threshold, op.calibrated), MODEL_SCOPE, performance_sentence(op)]
     if probability < op.threshold:
         lines.append(below_threshold_sentence(op))

@@ -14,8 +14,8 @@ from django.utils import timezone
 
 from lesions import services
 from lesions.models import Analysis, Capture
-from lesions.notes import note_from_features, operating_point
-from ml.inference import read_manifest
+from lesions.notes import note_from_features, point_with_calibration
+from ml.contracts import read_model_manifest
 from tests.factories import lesion_image
 
 pytestmark = pytest.mark.django_db
@@ -37,7 +37,8 @@ def capture_with_analysis(lesion, *, days_ago: int = 0, area: float = 20.0, unit
         "diameter": {"value": area**0.5, "unit": unit, "area": area, "area_unit": f"{unit}²"},
     }
     if note:
-        point = operating_point(read_manifest(settings.ML_MODELS_DIR))
+        point = point_with_calibration(read_model_manifest(settings.ML_MODELS_DIR))
+        analysis.operating_point = point.as_dict()
         analysis.stage_note = note_from_features(probability, point, analysis.features)
     analysis.save()
     return capture

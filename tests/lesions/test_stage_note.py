@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from lesions import notes, stage_note
-from lesions.stage_note import STAGE_DESCRIPTIONS, ModelOperatingPoint, image_note, score_name
+from lesions.stage_note import STAGE_DESCRIPTIONS, ModelFigures, image_note, score_name
 from lesions.staging import STAGE_III_GROUPS, STAGE_NODE_NEGATIVE_GROUPS
+from ml.contracts import OperatingPoint, read_model_manifest
 
-FULL = ModelOperatingPoint(threshold=0.23, sensitivity=0.92, specificity=0.64, calibrated=False,
+FULL = ModelFigures(threshold=0.23, sensitivity=0.92, specificity=0.64, calibrated=False,
                            sensitivity_ci95=(0.86, 0.96), specificity_ci95=(0.61, 0.67), n_images=1110,
                            n_melanomas=118, melanomas_below_threshold=9)
 
@@ -48,7 +49,7 @@ def test_score_is_a_probability_only_when_calibrated():
     assert score_name(None) == "melanoma score (not a probability)"
     assert "probability 0.40" not in image_note(probability=0.4, operating_point=FULL)
     assert image_note(probability=0.4, operating_point=FULL).startswith("Melanoma score (not a probability) 0.40")
-    calibrated = ModelOperatingPoint(threshold=0.23, calibrated=True)
+    calibrated = ModelFigures(threshold=0.23, calibrated=True)
     assert image_note(probability=0.4, operating_point=calibrated).startswith("Melanoma probability 0.40")
 
 
@@ -61,12 +62,12 @@ def test_model_figures_come_with_their_data_and_confidence_intervals():
 
 
 def test_missing_figures_are_not_invented():
-    bare = ModelOperatingPoint(threshold=0.23)
+    bare = ModelFigures(threshold=0.23)
     note = image_note(probability=0.1, operating_point=bare)
     assert "%" not in note and "CI" not in note
     assert "sensitivity and specificity are not recorded" in note
     assert "A score below the threshold does not exclude melanoma." in note
-    no_ci = ModelOperatingPoint(threshold=0.23, sensitivity=0.9, specificity=0.6)
+    no_ci = ModelFigures(threshold=0.23, sensitivity=0.9, specificity=0.6)
     note = image_note(probability=0.4, operating_point=no_ci)
     assert "90% of melanomas" in note and "CI" not in note and "held-out dermoscopic research test images" in note
 
@@ -98,15 +99,21 @@ def test_stage_needs_histopathology_is_worded_as_a_condition():
     assert "A melanoma stage cannot be determined from an image" not in note
 
 
-def test_operating_point_reads_the_manifest_fields_and_says_less_when_absent():
-    manifest = {"classifier": {"threshold": 0.3, "calibrated": True, "test_metrics": {
-        "n_images": 500, "n_melanomas": 80, "sensitivity": 0.9, "specificity": 0.7,
-        "sensitivity_ci95": [0.81, 0.95], "specificity_ci95": [0.65, 0.74], "melanomas_below_threshold": 8}}}
-    point = notes.operating_point(manifest)
-    assert point == ModelOperatingPoint(threshold=0.3, sensitivity=0.9, specificity=0.7, calibrated=True,
-                                        sensitivity_ci95=(0.81, 0.95), specificity_ci95=(0.65, 0.74),
-                                        n_images=500, n_melanomas=80, melanomas_below_threshold=8)
-    bare = notes.operating_point({"classifier": {"threshold": 0.3}})
-    assert bare == ModelOperatingPoint(threshold=0.3)
+def test_figures_read_the_manifest_fields_and_say_less_when_absent():
+    extra = {"n_images": 500, "n_melanomas": 80, "sensitivity_ci95": [0.81, 0.95], "specificity_ci95": [0.65, 0.74],
+             "melanomas_below_threshold": 8, "calibrated": True}
+    point = OperatingPoint(threshold=0.3, sensitivity=0.9, specificity=0.7, extra=extra)
+    assert ModelFigures.from_point(point) == ModelFigures(
+        threshold=0.3, sensitivity=0.9, specificity=0.7, calibrated=True, sensitivity_ci95=(0.81, 0.95),
+        specificity_ci95=(0.65, 0.74), n_images=500, n_melanomas=80, melanomas_below_threshold=8)
+    assert ModelFigures.from_point(OperatingPoint(threshold=0.3)) == ModelFigures(threshold=0.3)
     # "calibrated" must be literally true: a string or a missing key is not a calibration.
-    assert not notes.operating_point({"classifier": {"threshold": 0.3, "calibrated": "yes"}}).calibrated
+    assert not ModelFigures.from_point(OperatingPoint(threshold=0.3, extra={"calibrated": "yes"})).calibrated
+    # The stored operating point survives the JSON round trip with its extra figures.
+    assert ModelFigures.from_point(OperatingPoint.from_dict(point.as_dict())).n_melanomas == 80
+
+
+def test_the_worker_stores_whether_the_model_is_calibrated(settings):
+    manifest = read_model_manifest(settings.ML_MODELS_DIR)
+    stored = notes.point_with_calibration(manifest).as_dict()
+    assert stored["calibrated"] is (manifest.classifier.get("calibrated") is True)

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('lesions', '0002_capture_thumbnail'),
+        ('lesions', '0003_analysis_operating_point'),
     ]
 
     operations = [
