@@ -124,23 +124,21 @@ def result_line(score: float, threshold: float, calibrated: bool | None) -> str:
     return f"{name[:1].upper()}{name[1:]} {score:.2f}: {threshold_band(score, threshold)} ({threshold:.2f})."
 
 
-def _percent_with_ci(value: float, ci: tuple[float, float] | None) -> str:
-    if ci is None:
-        return f"{value:.0%}"
-    return f"{value:.0%} (95% CI {ci[0]:.0%}–{ci[1]:.0%})"
+def _ci(ci: tuple[float, float] | None) -> str:
+    return f", 95% CI {ci[0]:.0%}–{ci[1]:.0%}" if ci is not None else ""
 
 
 def performance_sentence(op: ModelFigures) -> str:
     """The model's test figures with the data they were measured on."""
     if op.sensitivity is None or op.specificity is None:
-        return (f"The model's sensitivity and specificity are not recorded; its figures come from "
+        return (f"The model's test figures at this threshold are not recorded; any figures come from "
                 f"{MODEL_TEST_DATA}, {NOT_THIS_CLINIC}.")
     if op.n_images is not None and op.n_melanomas is not None:
         data = f"{op.n_images} {MODEL_TEST_DATA} ({op.n_melanomas} melanomas)"
     else:
         data = f"held-out {MODEL_TEST_DATA}"
-    return (f"At this threshold the model found {_percent_with_ci(op.sensitivity, op.sensitivity_ci95)} of melanomas "
-            f"(sensitivity) with {_percent_with_ci(op.specificity, op.specificity_ci95)} specificity, "
+    return (f"At this threshold the model found {op.sensitivity:.0%} of melanomas (sensitivity{_ci(op.sensitivity_ci95)}) "
+            f"with {op.specificity:.0%} specificity{f' ({_ci(op.specificity_ci95)[2:]})' if op.specificity_ci95 else ''}, "
             f"measured on {data}, {NOT_THIS_CLINIC}.")
 
 

@@ -115,9 +115,13 @@ def test_calibrated_output_is_a_probability_everywhere(client_logged_in, admin_c
 
 def test_an_older_model_versions_output_is_never_called_a_probability(client_logged_in, lesion, calibrated_models):
     capture = capture_with_analysis(lesion)
-    Analysis.objects.filter(capture=capture).update(model_version="seg-old+cls-old")
+    # A row from before analyses stored their operating point, made by another model version.
+    Analysis.objects.filter(capture=capture).update(model_version="seg-old+cls-old", operating_point={})
     content = case_page(client_logged_in, lesion)
     assert "Melanoma score (not a probability)" in content
+    # A row whose stored operating point says uncalibrated stays a score under today's calibrated model.
+    Analysis.objects.filter(capture=capture).update(operating_point={"threshold": 0.2, "calibrated": False})
+    assert "Melanoma score (not a probability)" in case_page(client_logged_in, lesion)
 
 
 def post_structures(client, capture, structures, melanocytic=True):

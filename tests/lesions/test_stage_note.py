@@ -55,8 +55,8 @@ def test_score_is_a_probability_only_when_calibrated():
 
 def test_model_figures_come_with_their_data_and_confidence_intervals():
     note = image_note(probability=0.4, operating_point=FULL)
-    assert "92% (95% CI 86%–96%) of melanomas" in note
-    assert "64% (95% CI 61%–67%) specificity" in note
+    assert "found 92% of melanomas (sensitivity, 95% CI 86%–96%)" in note
+    assert "with 64% specificity (95% CI 61%–67%)" in note
     assert "measured on 1110 dermoscopic research test images (118 melanomas), not on this clinic's patients" in note
     assert "does not assess basal cell or squamous cell carcinoma" in note
 
@@ -65,7 +65,7 @@ def test_missing_figures_are_not_invented():
     bare = ModelFigures(threshold=0.23)
     note = image_note(probability=0.1, operating_point=bare)
     assert "%" not in note and "CI" not in note
-    assert "sensitivity and specificity are not recorded" in note
+    assert "test figures at this threshold are not recorded" in note and "sensitivity" not in note
     assert "A score below the threshold does not exclude melanoma." in note
     no_ci = ModelFigures(threshold=0.23, sensitivity=0.9, specificity=0.6)
     note = image_note(probability=0.4, operating_point=no_ci)
