@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+import csv
+
 from django.contrib import admin, messages
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
+from django.utils.functional import lazy
 from django.utils.html import format_html
 
 from clinic.admin_scoping import ClinicScopedAdmin, ClinicScopedInline
-from lesions import services
+from lesions import notes, services, stage_note
+from lesions.forms import HistopathologyForm
 from lesions.models import Analysis, Capture, Histopathology, Lesion
 
 
@@ -18,6 +22,7 @@ def image_link(capture_id: int, kind: str, label: str) -> str:
 
 class HistopathologyInline(ClinicScopedInline, admin.StackedInline):
     model = Histopathology
+    form = HistopathologyForm  # same fields, help texts and checks (Histopathology.clean) as the case page
     extra = 0
 
 
@@ -85,7 +90,7 @@ class CaptureAdmin(ClinicScopedAdmin):
 @admin.register(Analysis)
 class AnalysisAdmin(ClinicScopedAdmin):
     clinic_field = "capture__lesion__patient__clinic_id"
-    list_display = ["id", "capture_id", "patient_identifier", "status", "probability", "model_version", "attempts",
+    list_display = ["id", "capture_id", "patient_identifier", "status", "melanoma_output", "model_version", "attempts",
                     "queued_at", "finished_at"]
     list_filter = ["status", "model_version", "device"]
     search_fields = ["capture__lesion__patient__identifier", "capture__lesion__patient__name", "error",
@@ -94,11 +99,43 @@ class AnalysisAdmin(ClinicScopedAdmin):
     raw_id_fields = ["capture"]
     exclude = ["mask", "overlay", "heatmap"]
     readonly_fields = ["images", "timings", "features", "stage_note", "error"]
-    actions = ["requeue"]
+    actions = ["requeue", "export_csv"]
     show_full_result_count = False
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # analyses are made by the workers
+
+    def get_changelist_instance(self, request):
+        self._manifest = notes.current_manifest()
+        return super().get_changelist_instance(request)
+
+    # The column is named by the one function that names the output (lesions.stage_note.score_name).
+    @admin.display(description=lazy(lambda: notes.current_score_name().capitalize(), str)(),
+                   ordering="probability")
+    def melanoma_output(self, obj: Analysis) -> str:
+        if obj.probability is None:
+            return "—"
+        manifest = getattr(self, "_manifest", None)
+        calibrated = notes.is_calibrated(obj, manifest)
+        return f"{obj.probability:.2f}" + ("" if calibrated else " (score)")
+
+    @admin.action(description="Export selected analyses as CSV")
+    def export_csv(self, request: HttpRequest, queryset) -> HttpResponse:
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="analyses.csv"'
+        manifest = notes.current_manifest()
+        rows = list(queryset.select_related("capture__lesion__patient").order_by("id"))
+        # A column is a probability only if every value in it is one (one naming function for all pages).
+        column = stage_note.score_name(bool(rows) and all(notes.is_calibrated(a, manifest) for a in rows))
+        writer = csv.writer(response)
+        writer.writerow(["analysis_id", "capture_id", "patient_identifier", "status", "model_version",
+                         column.capitalize(), "operating_threshold"])
+        for analysis in rows:
+            writer.writerow([analysis.pk, analysis.capture_id, analysis.capture.lesion.patient.identifier,
+                             analysis.status, analysis.model_version,
+                             "" if analysis.probability is None else f"{analysis.probability:.4f}",
+                             "" if analysis.threshold is None else f"{analysis.threshold:.4f}"])
+        return response
 
     @admin.display(description="Patient", ordering="capture__lesion__patient__identifier")
     def patient_identifier(self, obj: Analysis) -> str:

@@ -14,10 +14,9 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from lesions.evolution import compare
 from lesions.images import decode_rgb, encode_png, thumbnail_png
 from lesions.models import Analysis, Capture
-from lesions.notes import note_from_features, tds_record
+from lesions.notes import change_between, note_from_features, point_with_calibration, tds_record
 from lesions.queueing import enqueue_analysis_or_flag, enqueue_thumbnail
 from lesions.storage_names import random_name
 from lesions.stored_files import delete_quietly, save_new_file
@@ -135,11 +134,12 @@ def read_capture_bytes(capture: Capture) -> bytes:
         raise TransientAnalysisError(f"storage read failed: {exc}") from exc
 
 
-def previous_features(capture: Capture) -> dict | None:
+def previous_features(capture: Capture) -> tuple[dict, str] | None:
+    """The features and modality of the lesion's newest earlier analysed capture."""
     earlier = (Analysis.objects.filter(capture__lesion_id=capture.lesion_id, status=Analysis.Status.DONE,
                                        capture__taken_at__lt=capture.taken_at)
-               .order_by("-capture__taken_at", "-id").values_list("features", flat=True).first())
-    return earlier or None
+               .order_by("-capture__taken_at", "-id").values_list("features", "capture__modality").first())
+    return (earlier[0], earlier[1]) if earlier and earlier[0] else None
 
 
 def embedding_bytes(vector: Any) -> bytes:
@@ -174,15 +174,17 @@ def run_analysis(*, analysis_id: int, analyzer: Any, worker: str) -> Analysis | 
         return mark_not_analysable(analysis, refusal)
     features = dict(result.features)
     if features:
-        features["tds"] = tds_record(features, capture.structures)
+        features["tds"] = tds_record(features, capture.structures, modality=capture.modality,
+                                     melanocytic=capture.melanocytic)
         before = previous_features(capture)
-        change = compare(before, features, settings.LESION_GROWTH_FLAG_FRACTION) if before else None
+        change = (change_between(before[0], features, before_modality=before[1], after_modality=capture.modality,
+                                 manifest=analyzer.model_manifest) if before else None)
         features["change"] = change.as_dict() if change else None
         # Framing half of the image-quality check: needs the outline, so it runs here.
         from ml.quality import check_framing  # noqa: PLC0415 -- numpy/scipy: keep lesions.tasks light in web imports
 
         features["framing"] = check_framing(result.mask).as_dict()
-    point = analyzer.model_manifest.operating_point()  # of the models this worker loaded
+    point = point_with_calibration(analyzer.model_manifest)  # of the models this worker loaded
     note = note_from_features(result.probability, point, features)
     stem = f"analyses/{capture.pk}-{analysis.pk}-{random_name()[:8]}"
     outputs = {"mask": encode_png(result.mask * 255), "overlay": encode_png(result.overlay)}

@@ -6,13 +6,15 @@ from lesions import body_map
 from lesions.models import Capture, Histopathology, Lesion
 from lesions.recalls import INTERVAL_CHOICES
 
-# The D of Stolz's ABCD rule: differential structures the clinician sees.
+# The D of Stolz's ABCD rule: differential structures the clinician sees, each with Stolz's
+# counting rule (Stolz W. et al., Eur J Dermatol 1994;4:521-527; Nachbar F. et al., J Am Acad
+# Dermatol 1994;30:551-559): a structure counts only when the rule holds.
 DERMOSCOPIC_STRUCTURES = [
     ("pigment_network", "Pigment network"),
-    ("structureless", "Structureless (homogeneous) areas"),
-    ("dots", "Dots"),
-    ("globules", "Globules"),
-    ("streaks", "Streaks"),
+    ("structureless", "Structureless (homogeneous) areas covering more than 10% of the lesion"),
+    ("dots", "Dots: more than two"),
+    ("globules", "Globules: more than one"),
+    ("streaks", "Branched streaks: more than two"),
 ]
 
 
@@ -56,16 +58,18 @@ class AssessmentForm(forms.ModelForm):
 
 
 class HistopathologyForm(forms.ModelForm):
+    """The staging invariants (thickness, TX/T0, sentinel node) live in Histopathology.clean(),
+    which a ModelForm runs, so the admin and any API refuse the same findings."""
+
     class Meta:
         model = Histopathology
-        fields = ["in_situ", "breslow_mm", "ulceration", "mitotic_rate_per_mm2", "sentinel_node",
-                  "n_category", "m_category"]
-
-    def clean(self):
-        cleaned = super().clean()
-        if not cleaned.get("in_situ") and cleaned.get("breslow_mm") is None:
-            self.add_error("breslow_mm", "Breslow thickness is needed unless the melanoma is in situ.")
-        return cleaned
+        fields = ["primary_tumour", "in_situ", "breslow_mm", "ulceration", "mitotic_rate_per_mm2", "sentinel_node",
+                  "n_category", "m_category", "ldh"]
+        help_texts = {
+            "breslow_mm": "As measured; it is recorded to the nearest 0.1 mm (AJCC 8th edition) before T is assigned.",
+            "n_category": "Leave “Not assessed” unless the regional nodes were assessed.",
+            "m_category": "Leave “Not assessed” unless distant metastasis was assessed.",
+        }
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -102,5 +106,8 @@ class CaptureUploadForm(CaptureMetadataForm):
 
 
 class StructuresForm(forms.Form):
+    melanocytic = forms.BooleanField(
+        label="Melanocytic lesion (step 1 of the two-step algorithm)", required=False,
+        help_text="The TDS (ABCD rule) is computed only for dermoscopic captures of melanocytic lesions.")
     structures = forms.MultipleChoiceField(choices=DERMOSCOPIC_STRUCTURES, required=False,
                                            widget=forms.CheckboxSelectMultiple)

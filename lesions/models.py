@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from clinic.models import Patient
+from lesions import staging
 from lesions.storage_names import random_name
 
 
@@ -75,7 +77,20 @@ class Lesion(models.Model):
 
 
 class Histopathology(models.Model):
-    """The pathology report's fields used for AJCC 8th-edition staging."""
+    """The pathology report's fields used for AJCC 8th-edition staging (lesions/staging.py).
+
+    N and M start as "not assessed": a category nobody assessed is never recorded as negative.
+    """
+
+    class PrimaryTumour(models.TextChoices):
+        ASSESSED = staging.PRIMARY_ASSESSED, "Assessed (Breslow thickness, or in situ)"
+        NOT_ASSESSABLE = staging.PRIMARY_NOT_ASSESSABLE, "TX – thickness cannot be assessed (e.g. curettage)"
+        UNKNOWN = staging.PRIMARY_UNKNOWN, "T0 – no evidence of a primary tumour (unknown primary)"
+
+    class Ldh(models.TextChoices):
+        NOT_RECORDED = staging.LDH_NOT_RECORDED, "Not recorded"
+        NORMAL = staging.LDH_NORMAL, "Not elevated – suffix (0)"
+        ELEVATED = staging.LDH_ELEVATED, "Elevated – suffix (1)"
 
     class SentinelNode(models.TextChoices):
         NOT_DONE = "not_done", "Not performed"
@@ -83,32 +98,40 @@ class Histopathology(models.Model):
         POSITIVE = "positive", "Positive"
 
     class NCategory(models.TextChoices):
+        NOT_ASSESSED = "", "Not assessed"
         N0 = "N0", "N0 – no regional nodal disease"
-        N1A = "N1a", "N1a – 1 clinically occult node"
+        N1A = "N1a", "N1a – 1 clinically occult node (found by sentinel node biopsy)"
         N1B = "N1b", "N1b – 1 clinically detected node"
         N1C = "N1c", "N1c – in-transit/satellite/microsatellite, no nodes"
-        N2A = "N2a", "N2a – 2–3 clinically occult nodes"
+        N2A = "N2a", "N2a – 2–3 clinically occult nodes (found by sentinel node biopsy)"
         N2B = "N2b", "N2b – 2–3 nodes, ≥1 clinically detected"
         N2C = "N2c", "N2c – 1 node plus in-transit/satellite"
-        N3A = "N3a", "N3a – ≥4 clinically occult nodes"
+        N3A = "N3a", "N3a – ≥4 clinically occult nodes (found by sentinel node biopsy)"
         N3B = "N3b", "N3b – ≥4 nodes, ≥1 clinically detected, or matted"
         N3C = "N3c", "N3c – ≥2 nodes or matted, plus in-transit/satellite"
 
     class MCategory(models.TextChoices):
+        NOT_ASSESSED = "", "Not assessed"
         M0 = "M0", "M0 – no distant metastasis"
-        M1A = "M1a", "M1a – skin, soft tissue or non-regional node"
+        M1A = "M1a", "M1a – skin, soft tissue (incl. muscle) or non-regional node"
         M1B = "M1b", "M1b – lung"
-        M1C = "M1c", "M1c – other visceral (non-CNS)"
+        M1C = "M1c", "M1c – other visceral sites (not central nervous system)"
         M1D = "M1d", "M1d – central nervous system"
 
     lesion = models.OneToOneField(Lesion, on_delete=models.CASCADE, related_name="histopathology")
+    primary_tumour = models.CharField("primary tumour", max_length=2, choices=PrimaryTumour.choices, blank=True,
+                                      default=PrimaryTumour.ASSESSED)
     in_situ = models.BooleanField("melanoma in situ", default=False)
     breslow_mm = models.DecimalField("Breslow thickness (mm)", max_digits=5, decimal_places=2, null=True, blank=True)
     ulceration = models.BooleanField(default=False)
     mitotic_rate_per_mm2 = models.PositiveIntegerField("mitotic rate (/mm²)", null=True, blank=True)
     sentinel_node = models.CharField(max_length=10, choices=SentinelNode.choices, default=SentinelNode.NOT_DONE)
-    n_category = models.CharField("N category", max_length=4, choices=NCategory.choices, default=NCategory.N0)
-    m_category = models.CharField("M category", max_length=4, choices=MCategory.choices, default=MCategory.M0)
+    n_category = models.CharField("N category", max_length=4, choices=NCategory.choices, blank=True,
+                                  default=NCategory.NOT_ASSESSED)
+    m_category = models.CharField("M category", max_length=4, choices=MCategory.choices, blank=True,
+                                  default=MCategory.NOT_ASSESSED)
+    ldh = models.CharField("serum LDH (for M1)", max_length=8, choices=Ldh.choices, blank=True,
+                           default=Ldh.NOT_RECORDED)
     recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
                                     related_name="+")
     recorded_at = models.DateTimeField(auto_now=True)
@@ -118,6 +141,28 @@ class Histopathology(models.Model):
 
     def __str__(self) -> str:
         return f"Histopathology of {self.lesion}"
+
+    def clean(self) -> None:
+        """Findings that cannot be true together are refused (AJCC 8th ed., Gershenwald et al. 2017, Table 1)."""
+        errors: dict[str, str] = {}
+        if self.primary_tumour != self.PrimaryTumour.ASSESSED:
+            label = self.PrimaryTumour(self.primary_tumour).label
+            if self.breslow_mm is not None:
+                errors["breslow_mm"] = f"{label}: the thickness cannot be assessed, so leave it empty."
+            if self.in_situ:
+                errors["in_situ"] = f"{label} cannot also be melanoma in situ."
+        elif not self.in_situ and self.breslow_mm is None:
+            errors["breslow_mm"] = ("Breslow thickness is needed unless the melanoma is in situ "
+                                    "(or choose TX when it cannot be assessed).")
+        if (self.n_category in staging.NODES_FOUND_BY_SENTINEL_BIOPSY
+                and self.sentinel_node != self.SentinelNode.POSITIVE):
+            done = ("no sentinel node biopsy was done" if self.sentinel_node == self.SentinelNode.NOT_DONE
+                    else "the sentinel node biopsy was negative")
+            errors["n_category"] = (f"{self.n_category} means clinically occult nodes found by a positive sentinel "
+                                    f"node biopsy, but {done}. Choose a clinically detected category (N1b, N2b, "
+                                    "N3b) or correct the sentinel node result.")
+        if errors:
+            raise ValidationError(errors)
 
 
 def capture_upload_path(_instance: Capture, filename: str) -> str:
@@ -152,6 +197,8 @@ class Capture(models.Model):
     structures = models.JSONField(default=list, blank=True)
     # Image-quality check at capture (ml/quality.py): {"issues": [{"code", "reason"}], "measures": {...}}.
     quality = models.JSONField(default=dict, blank=True)
+    # The first step of the two-step algorithm: the ABCD rule (TDS) applies to melanocytic lesions only.
+    melanocytic = models.BooleanField("melanocytic lesion", null=True, blank=True)
     taken_at = models.DateTimeField(db_index=True)
     taken_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
                                  related_name="+")
@@ -205,7 +252,10 @@ class Analysis(models.Model):
     device = models.CharField(max_length=40, blank=True)
     segmenter_name = models.CharField(max_length=80, blank=True)
     classifier_name = models.CharField(max_length=80, blank=True)
-    probability = models.FloatField("melanoma probability", null=True, blank=True)
+    # The classifier's output; what it is called (score or probability) is decided in one place,
+    # lesions.stage_note.score_name, from the model manifest's "calibrated".
+    probability = models.FloatField("classifier output (a melanoma score unless the model is calibrated)",
+                                    null=True, blank=True)
     threshold = models.FloatField(null=True, blank=True)
     # The classifier's operating point when this analysis ran: threshold plus the test figures
     # measured at it (ml.contracts.OperatingPoint.as_dict()). The note quotes these, never the

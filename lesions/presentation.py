@@ -13,34 +13,48 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
-from lesions import selectors, stage_note
+from lesions import notes, selectors, stage_note
 from lesions.body_map import Marker, render_inline_svg
-from lesions.evolution import Change, compare
+from lesions.evolution import Change
 from lesions.forms import AssessmentForm, CaptureUploadForm, HistopathologyForm, StructuresForm
 from lesions.models import Lesion
 from lesions.recalls import recall_state
-from lesions.staging import StagingError, stage
+from lesions.staging import StagingError, recorded_breslow_mm, stage, t_category
 from ml import quality_thresholds as quality
+from ml.contracts import ModelManifest
 
 
-def change_between(before: selectors.CaptureRow, after: selectors.CaptureRow) -> Change | None:
+def change_between(before: selectors.CaptureRow, after: selectors.CaptureRow,
+                   manifest: ModelManifest | None = None) -> Change | None:
     f0 = before.analysis.features if before.analysis and before.analysis.is_done else None
     f1 = after.analysis.features if after.analysis and after.analysis.is_done else None
-    if not f0 or not f1:
-        return None
-    return compare(f0, f1, settings.LESION_GROWTH_FLAG_FRACTION)
+    return notes.change_between(f0, f1, before_modality=before.capture.modality,
+                                after_modality=after.capture.modality,
+                                manifest=manifest if manifest is not None else notes.current_manifest())
+
+
+def pathology_stage_note(histo) -> str:
+    """The note from saved histopathology: the stage, or what is known and what is missing."""
+    try:
+        t = t_category(histo.breslow_mm, histo.ulceration, in_situ=histo.in_situ, primary=histo.primary_tumour)
+    except StagingError as exc:
+        return stage_note.pathology_incomplete_note(str(exc))
+    recorded = recorded_breslow_mm(histo.breslow_mm) if histo.breslow_mm is not None else None
+    try:
+        result = stage(breslow_mm=histo.breslow_mm, ulcerated=histo.ulceration, n=histo.n_category,
+                       m=histo.m_category, in_situ=histo.in_situ, primary=histo.primary_tumour, ldh=histo.ldh)
+    except StagingError as exc:
+        return stage_note.pathology_incomplete_note(str(exc), t=t, breslow_recorded_mm=recorded,
+                                                    ulcerated=histo.ulceration)
+    return stage_note.pathology_note(result, ulcerated=histo.ulceration)
 
 
 def lesion_stage_note(lesion: Lesion, rows: list[selectors.CaptureRow] | None = None) -> str:
-    """The lesion-level note: the AJCC stage once histopathology is recorded, else the newest image note."""
+    """The lesion-level note: the AJCC stage once histopathology is recorded, else the newest image note.
+    Built from saved rows only (never from a form's unsaved submission)."""
     histo = selectors.histopathology_of(lesion)
     if histo is not None:
-        try:
-            result = stage(breslow_mm=histo.breslow_mm, ulcerated=histo.ulceration, n=histo.n_category,
-                           m=histo.m_category, in_situ=histo.in_situ)
-            return stage_note.pathology_note(result)
-        except StagingError as exc:
-            return stage_note.pathology_incomplete_note(str(exc))
+        return pathology_stage_note(histo)
     rows = rows if rows is not None else selectors.captures_with_analysis(lesion)
     done = [r.analysis for r in rows if r.analysis and r.analysis.is_done]
     if done:
@@ -82,11 +96,26 @@ def _histopathology_html(form: HistopathologyForm | None, histo) -> SafeString:
     return blank_form_html(HistopathologyForm)
 
 
+def error_summary(*forms) -> list[dict]:
+    """Every error of the bound forms given, for the summary at the top of the page."""
+    summary = []
+    for form in forms:
+        if form is None or not form.is_bound:
+            continue
+        for name, errors in form.errors.items():
+            field = form.fields.get(name)
+            for message in errors:
+                summary.append({"label": field.label if field else "Form",
+                                "field_id": form[name].auto_id if field else "", "message": message})
+    return summary
+
+
 def case_context(lesion: Lesion, **forms) -> dict:
     rows = selectors.captures_with_analysis(lesion)
+    manifest = notes.current_manifest()
     changes = {}
     for before, after in zip(rows, rows[1:]):
-        changes[after.capture.pk] = change_between(before, after)
+        changes[after.capture.pk] = change_between(before, after, manifest)
     histo = selectors.histopathology_of(lesion)
     embedded = [r for r in rows if r.analysis and r.analysis.is_done and r.analysis.embedding]
     similar: list = []
@@ -115,6 +144,8 @@ def case_context(lesion: Lesion, **forms) -> dict:
         "glance": at_a_glance(rows, changes),
         "similar_cases": similar,
         "similar_to": embedded[-1].capture if embedded else None,
+        "error_summary": error_summary(*forms.values()),
+        "manifest": manifest,
     }
 
 
@@ -255,11 +286,12 @@ def compare_context(lesion: Lesion, a: str | None, b: str | None) -> dict:
     chosen = sorted(by_id[int(x)] for x in (a, b) if x and re.fullmatch(r"[0-9]{1,18}", x) and int(x) in by_id)
     if len(chosen) != 2 or chosen[0] == chosen[1]:
         chosen = [len(rows) - 2, len(rows) - 1] if len(rows) >= 2 else []
+    manifest = notes.current_manifest()
     context = {"lesion": lesion, "patient": lesion.patient, "rows": rows, "pair": [rows[i] for i in chosen],
-               "timeline": timeline_chart(rows)}
+               "timeline": timeline_chart(rows), "manifest": manifest}
     if chosen:
         before, after = rows[chosen[0]], rows[chosen[1]]
-        context.update(pair_change=change_between(before, after), alignment=alignment(before, after))
+        context.update(pair_change=change_between(before, after, manifest), alignment=alignment(before, after))
         i = chosen[1]
         context["previous_pair"] = (rows[i - 2].capture.pk, rows[i - 1].capture.pk) if i >= 2 else None
         context["next_pair"] = (rows[i].capture.pk, rows[i + 1].capture.pk) if i + 1 < len(rows) else None

@@ -63,6 +63,12 @@ def histopathology_of(lesion: Lesion) -> Histopathology | None:
         return None
 
 
+def histopathology_to_edit(lesion: Lesion) -> Histopathology:
+    """A fresh copy of the lesion's histopathology (or a new one) for a form to validate into,
+    kept apart from the lesion's cached row so an invalid submission never shows as saved."""
+    return Histopathology.objects.filter(lesion_id=lesion.pk).first() or Histopathology(lesion_id=lesion.pk)
+
+
 def analysis_statuses(lesion: Lesion) -> list[dict]:
     """The current analysis of each capture, for the case page's polling script: the status
     value with its label and the pending/finished flags, so the script compares no status strings."""

@@ -187,22 +187,27 @@ def validate_structures(values: list[str]) -> list[str]:
 
 
 def capture_set_structures(*, request: HttpRequest | None, user: Any, capture: Capture,
-                           structures: list[str]) -> Capture:
-    """Record the clinician's dermoscopic structures and refresh the TDS and note of done analyses."""
+                           structures: list[str], melanocytic: bool | None = None) -> Capture:
+    """Record the clinician's dermoscopic structures (and whether the lesion is melanocytic) and
+    refresh the TDS and note of done analyses."""
     validate_structures(structures)
     with transaction.atomic():
         capture.structures = structures
-        capture.save(update_fields=["structures"])
+        if melanocytic is not None:
+            capture.melanocytic = melanocytic
+        capture.save(update_fields=["structures", "melanocytic"])
         for analysis in capture.analyses.select_for_update().filter(status=Analysis.Status.DONE):
             if not analysis.features:
                 continue
-            analysis.features["tds"] = tds_record(analysis.features, structures)
+            analysis.features["tds"] = tds_record(analysis.features, structures, modality=capture.modality,
+                                                  melanocytic=capture.melanocytic)
             analysis.stage_note = note_from_features(analysis.probability,
                                                      operating_point_of(analysis, current_manifest()),
                                                      analysis.features)
             analysis.save(update_fields=["features", "stage_note"])
         audit.record(request=request, user=user, action=AuditEvent.Action.CHANGE, obj=capture,
-                     clinic_id=capture.lesion.patient.clinic_id, detail={"structures": structures})
+                     clinic_id=capture.lesion.patient.clinic_id,
+                     detail={"structures": structures, "melanocytic": capture.melanocytic})
     return capture
 
 

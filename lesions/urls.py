@@ -6,6 +6,7 @@ urlpatterns = [
     path("", views.worklist, name="worklist"),
     path("recalls.csv", views.recall_export, name="recall_export"),
     path("analyses/<int:pk>/retry/", views.analysis_retry, name="analysis_retry"),
+    path("clinical-rules/", views.clinical_rules, name="clinical_rules"),
     path("patients/<int:pk>/", views.patient_detail, name="patient_detail"),
     path("patients/<int:pk>/summary/", views.patient_summary, name="patient_summary"),
     path("patients/<int:patient_pk>/lesions/new/", views.lesion_create, name="lesion_create"),

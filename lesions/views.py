@@ -21,6 +21,7 @@ from clinic.csv_cells import safe_row
 from clinic.middleware import idle_seconds, passive_request
 from clinic.models import AuditEvent
 from clinic.selectors import clinics_for, patient_for
+from lesions import clinical_rules as rules
 from lesions import recalls, selectors, services, uploads
 from lesions.forms import (
     AssessmentForm,
@@ -30,12 +31,10 @@ from lesions.forms import (
     LesionForm,
     StructuresForm,
 )
-from lesions.models import Histopathology
 from lesions.presentation import (
     body_map_inputs,
     case_context,
     compare_context,
-    lesion_stage_note,
     patient_context,
 )
 
@@ -184,7 +183,8 @@ def capture_structures(request: HttpRequest, pk: int) -> HttpResponse:
     form = StructuresForm(request.POST)
     if form.is_valid():
         services.capture_set_structures(request=request, user=request.user, capture=capture,
-                                        structures=form.cleaned_data["structures"])
+                                        structures=form.cleaned_data["structures"],
+                                        melanocytic=form.cleaned_data["melanocytic"])
         messages.success(request, "Dermoscopic structures saved.")
     return redirect(f"{_case_url(capture.lesion_id)}#capture-{capture.pk}")
 
@@ -206,12 +206,13 @@ def lesion_assessment(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def lesion_histopathology(request: HttpRequest, pk: int) -> HttpResponse:
     lesion = selectors.lesion_for(request.user, pk)
-    instance = selectors.histopathology_of(lesion) or Histopathology(lesion=lesion)
-    form = HistopathologyForm(request.POST, instance=instance)
+    # The form works on its own copy of the row: validation writes the submission onto its
+    # instance, and the page (the lesion's note included) must show only what is saved.
+    form = HistopathologyForm(request.POST, instance=selectors.histopathology_to_edit(lesion))
     if form.is_valid():
         services.histopathology_record(request=request, user=request.user, histopathology=form.save(commit=False),
                                        changed=form.changed_data)
-        messages.success(request, "Histopathology saved. " + lesion_stage_note(lesion).splitlines()[0])
+        messages.success(request, "Histopathology saved; the stage note below is updated.")
         return redirect(f"{_case_url(lesion.pk)}#histopathology")
     return render(request, "lesions/case.html", case_context(lesion, histopathology_form=form), status=400)
 
@@ -316,6 +317,12 @@ def lesion_compare(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _case_url(lesion_id: int) -> str:
     return reverse("lesion_case", args=[lesion_id])
+
+
+@require_GET
+def clinical_rules(request: HttpRequest) -> HttpResponse:
+    """Every clinical rule the software applies, with its source, generated from the code's constants."""
+    return render(request, "lesions/clinical_rules.html", {"sections": rules.all_sections()})
 
 
 def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:

@@ -174,14 +174,37 @@ def border(image: np.ndarray, mask: np.ndarray) -> Border:
     return Border(compactness=compactness(mask), abrupt_segments=abrupt_border_segments(image, mask))
 
 
+# Stolz's rule for white: it is scored only where the area is lighter than the adjacent skin
+# (Stolz W. et al., Eur J Dermatol 1994;4:521-527), which also keeps pale skin and bright
+# reflections that are no lighter than the surrounding skin from counting as white. The skin is
+# the ring of this many pixels around the outline.
+SKIN_RING_PX = 6
+
+
+def surrounding_skin_brightness(image: np.ndarray, mask: np.ndarray, ring_px: int = SKIN_RING_PX) -> float | None:
+    """Median brightness (mean of R, G, B) of the skin in a ring just outside the lesion."""
+    inside = mask > 0
+    ring = ndimage.binary_dilation(inside, iterations=ring_px) & ~inside
+    if not ring.any():
+        return None
+    return float(np.median(image[ring].reshape(-1, 3).astype(np.float32).mean(axis=1)))
+
+
 def colours(image: np.ndarray, mask: np.ndarray) -> Colours:
-    """Which of the six dermoscopic colours cover at least 5% of the lesion (nearest reference colour)."""
+    """Which of the six dermoscopic colours cover at least 5% of the lesion (nearest reference colour).
+    A pixel nearest to white counts as white only when it is lighter than the surrounding skin;
+    otherwise it counts as its nearest other colour."""
     pixels = image[mask > 0].reshape(-1, 3).astype(np.float32)
     names = list(DERMOSCOPIC_COLOURS)
     if len(pixels) == 0:
         return Colours([], 0, {n: 0.0 for n in names})
     refs = np.array([DERMOSCOPIC_COLOURS[n] for n in names], np.float32)
-    nearest = np.argmin(((pixels[:, None, :] - refs[None]) ** 2).sum(-1), axis=1)
+    distances = ((pixels[:, None, :] - refs[None]) ** 2).sum(-1)
+    white = names.index("white")
+    skin = surrounding_skin_brightness(image, mask)
+    not_lighter = pixels.mean(axis=1) <= skin if skin is not None else np.ones(len(pixels), bool)
+    distances[not_lighter, white] = np.inf
+    nearest = np.argmin(distances, axis=1)
     fractions = {n: float(np.mean(nearest == i)) for i, n in enumerate(names)}
     present = [n for n in names if fractions[n] >= COLOUR_PRESENCE_FRACTION]
     return Colours(present, max(1, len(present)), fractions)
@@ -210,16 +233,24 @@ def diameter(mask: np.ndarray, mm_per_pixel: float | None = None) -> Diameter:
     return Diameter(px, "px", area_px, "px²")
 
 
+# Stolz 1994 / Nachbar 1994: TDS = 1.3·A + 0.1·B + 0.5·C + 0.5·D.
+TDS_WEIGHTS = {"A": 1.3, "B": 0.1, "C": 0.5, "D": 0.5}
+# Published bands: < 4.75 benign; 4.75–5.45 suspicious; > 5.45 highly suspicious (Nachbar 1994).
+TDS_BENIGN_BELOW = 4.75
+TDS_SUSPICIOUS_UP_TO = 5.45
+
+
 def total_dermoscopy_score(a: int, b: int, c: int, d: int) -> float:
     """Stolz's TDS = 1.3·A + 0.1·B + 0.5·C + 0.5·D."""
-    return round(1.3 * a + 0.1 * b + 0.5 * c + 0.5 * d, 2)
+    w = TDS_WEIGHTS
+    return round(w["A"] * a + w["B"] * b + w["C"] * c + w["D"] * d, 2)
 
 
 def tds_band(tds: float) -> str:
     """Published bands: < 4.75 benign, 4.75–5.45 suspicious, > 5.45 highly suspicious."""
-    if tds < 4.75:
+    if tds < TDS_BENIGN_BELOW:
         return "benign"
-    if tds <= 5.45:
+    if tds <= TDS_SUSPICIOUS_UP_TO:
         return "suspicious"
     return "highly suspicious"
 

@@ -1,5 +1,7 @@
 from django import template
 
+from lesions import notes, stage_note
+
 register = template.Library()
 
 
@@ -13,3 +15,28 @@ def readable_names(values) -> str:
     """['light_brown', 'blue_grey'] -> 'light brown, blue-grey' for display."""
     names = {"blue_grey": "blue-grey"}
     return ", ".join(names.get(v, str(v).replace("_", " ")) for v in values or [])
+
+
+@register.simple_tag
+def score_name(analysis, manifest) -> str:
+    """'melanoma probability' or 'melanoma score (not a probability)' for this analysis (lesions.stage_note)."""
+    return notes.score_name_for(analysis, manifest)
+
+
+@register.simple_tag
+def result_line(analysis, manifest) -> str:
+    """The one-line result of a finished analysis."""
+    if analysis is None or analysis.probability is None or analysis.threshold is None:
+        return ""
+    return stage_note.result_line(analysis.probability, analysis.threshold, notes.is_calibrated(analysis, manifest))
+
+
+@register.simple_tag
+def tds_provenance() -> str:
+    return stage_note.TDS_PROVENANCE
+
+
+@register.simple_tag
+def tds_unavailable_reason(capture) -> str:
+    return stage_note.tds_unavailable_reason(modality=capture.modality, melanocytic=capture.melanocytic,
+                                             structures=capture.structures)

@@ -7,6 +7,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from lesions import notes
 from lesions.models import Analysis, Capture, Lesion
 from tests.browser.conftest import log_in, screenshot
 from tests.factories import lesion_image
@@ -42,7 +43,12 @@ def test_login_create_patient_and_lesion_upload_and_see_the_overlay(page, clinic
     # The status updates without a reload, then the outline appears.
     page.wait_for_selector(".capture[data-status=done], .capture[data-status=failed]", timeout=90_000)
     page.wait_for_selector(".capture[data-status=done] img.capture-image[src*=overlay]")
-    assert page.locator("p.probability").get_by_text("Melanoma probability").is_visible()
+    # One result line, named by the one naming function (a probability only for a calibrated model).
+    result = page.locator("[data-role=result-line]")
+    assert result.is_visible() and notes.current_score_name().capitalize() in result.inner_text()
+    # Measurements on demand.
+    assert not page.get_by_text("A – asymmetric axes").is_visible()
+    page.get_by_text("Measurements and model details").click()
     assert page.get_by_text("A – asymmetric axes").is_visible()
     screenshot(page, "03-case-page")
     page.get_by_role("button", name="Mask").click()

@@ -73,7 +73,7 @@ def test_structures_give_a_tds_and_growth_is_flagged(client_logged_in, lesion, s
     finish_analysis(first, area=20.0)
     finish_analysis(second, area=30.0)
     response = client_logged_in.post(reverse("capture_structures", args=[second.pk]),
-                                     {"structures": ["pigment_network", "dots", "streaks"]})
+                                     {"structures": ["pigment_network", "dots", "streaks"], "melanocytic": "on"})
     assert response.status_code == 302
     analysis = second.analyses.get()
     # A=1, B=3, C=2, D=3: 1.3 + 0.3 + 1.0 + 1.5 = 4.1 -> benign band

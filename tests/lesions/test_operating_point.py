@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from lesions import services
+from lesions import notes, services
 from lesions.models import Analysis, Capture
 from tests.factories import lesion_image
 
@@ -122,7 +122,9 @@ def test_a_finished_analysis_stores_the_operating_point_its_note_quotes(lesion, 
     analysis = run_analysis(analysis_id=capture.analyses.get().pk, analyzer=StubAnalyzer(manifest), worker="test")
     analysis.refresh_from_db()
     assert analysis.is_done
-    assert analysis.operating_point == manifest.operating_point().as_dict()
+    # The manifest's operating point plus whether the classifier is calibrated (#17: naming the output).
+    assert analysis.operating_point == notes.point_with_calibration(manifest).as_dict()
+    assert analysis.operating_point["calibrated"] is False
     assert analysis.operating_point["sensitivity_ci95"] == [0.8, 0.93]
     assert analysis.threshold == meta["threshold"] and analysis.classifier_name == "cls stub-version"
     assert "found 88% of melanomas" in analysis.stage_note and "with 65% specificity" in analysis.stage_note

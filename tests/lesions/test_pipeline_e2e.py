@@ -8,6 +8,7 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 
+from lesions import notes
 from lesions.models import Analysis, Capture
 from tests.conftest import require_service, using_postgres, using_redis
 from tests.factories import lesion_image
@@ -67,7 +68,9 @@ def test_uploaded_image_is_analysed_by_a_real_worker(analysis_worker, client_log
     assert thumb.status_code == 200
     # The result is read back through the page, including the overlay image behind the access check.
     page = client_logged_in.get(reverse("lesion_case", args=[lesion.pk]))
-    assert b"Melanoma probability" in page.content
+    # Named by the one naming function: a probability only if the shipped manifest says calibrated.
+    assert notes.current_score_name().capitalize().encode() in page.content
+    assert b'data-role="result-line"' in page.content
     overlay = client_logged_in.get(reverse("capture_image", args=[capture.pk, "overlay"]))
     assert overlay.status_code == 200
     assert b"".join(overlay.streaming_content)[:8] == b"\x89PNG\r\n\x1a\n"

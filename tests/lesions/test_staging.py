@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
-from lesions.staging import N_CATEGORIES, StagingError, stage, stage_group, t_category
+from lesions.staging import (
+    N_CATEGORIES,
+    NODES_FOUND_BY_SENTINEL_BIOPSY,
+    PRIMARY_NOT_ASSESSABLE,
+    PRIMARY_UNKNOWN,
+    StagingError,
+    recorded_breslow_mm,
+    stage,
+    stage_group,
+    t_category,
+)
 
 # Gershenwald et al., CA Cancer J Clin 2017, Table 3 (pathological prognostic stage groups).
 NODE_NEGATIVE = [("Tis", "0"), ("T1a", "IA"), ("T1b", "IA"), ("T2a", "IB"), ("T2b", "IIA"), ("T3a", "IIA"),
@@ -44,16 +56,65 @@ def test_any_distant_metastasis_is_stage_four(t, n, m):
     assert stage_group(t, n, m) == "IV"
 
 
+# Breslow thickness is recorded to the nearest 0.1 mm (half up) before T is assigned
+# (Gershenwald et al. 2017, Table 1 footnote): 0.75-0.84 mm is recorded as 0.8 mm, so T1b.
 @pytest.mark.parametrize("thickness,ulcerated,expected", [
-    (0.79, False, "T1a"), (0.79, True, "T1b"),
+    (0.74, False, "T1a"), (0.74, True, "T1b"),
+    (0.75, False, "T1b"), (0.75, True, "T1b"),
+    (0.79, False, "T1b"), (0.79, True, "T1b"),
     (0.8, False, "T1b"), (0.8, True, "T1b"),
-    (1.0, False, "T1b"), (1.01, False, "T2a"), (1.01, True, "T2b"),
-    (2.0, False, "T2a"), (2.01, False, "T3a"), (2.0, True, "T2b"), (2.01, True, "T3b"),
-    (4.0, False, "T3a"), (4.01, False, "T4a"), (4.0, True, "T3b"), (4.01, True, "T4b"),
+    (0.84, False, "T1b"), (0.84, True, "T1b"),
+    (1.0, False, "T1b"), (1.04, False, "T1b"), (1.04, True, "T1b"),
+    (1.05, False, "T2a"), (1.05, True, "T2b"),
+    (2.0, False, "T2a"), (2.04, False, "T2a"), (2.04, True, "T2b"),
+    (2.05, False, "T3a"), (2.05, True, "T3b"),
+    (4.0, False, "T3a"), (4.04, False, "T3a"), (4.04, True, "T3b"),
+    (4.05, False, "T4a"), (4.05, True, "T4b"),
     (0.1, False, "T1a"), (12.0, True, "T4b"),
 ])
-def test_t_category_boundaries(thickness, ulcerated, expected):
+def test_t_category_boundaries_after_rounding(thickness, ulcerated, expected):
     assert t_category(thickness, ulcerated) == expected
+    assert t_category(Decimal(str(thickness)), ulcerated) == expected
+
+
+@pytest.mark.parametrize("measured,recorded", [
+    ("0.74", "0.7"), ("0.75", "0.8"), ("0.84", "0.8"), ("1.04", "1.0"), ("1.05", "1.1"), ("2.05", "2.1"),
+    ("4.04", "4.0"), ("4.05", "4.1"), (0.75, "0.8"), (2.05, "2.1"),
+])
+def test_breslow_is_recorded_to_the_nearest_tenth_half_up(measured, recorded):
+    assert recorded_breslow_mm(measured) == Decimal(recorded)
+
+
+def test_thickness_that_cannot_be_assessed_is_tx():
+    assert t_category(None, False, primary=PRIMARY_NOT_ASSESSABLE) == "TX"
+    with pytest.raises(StagingError, match="TX"):
+        stage_group("TX", "N0", "M0")
+    # Any T with distant metastasis is stage IV (Table 3).
+    assert stage_group("TX", "N1b", "M1b") == "IV"
+
+
+def test_unknown_primary_reaches_the_t0_rows():
+    assert t_category(None, False, primary=PRIMARY_UNKNOWN) == "T0"
+    result = stage(breslow_mm=None, ulcerated=False, n="N1b", m="M0", primary=PRIMARY_UNKNOWN)
+    assert (result.t, result.group) == ("T0", "IIIB")
+    assert stage(breslow_mm=None, ulcerated=False, n="N3c", m="M0", primary=PRIMARY_UNKNOWN).group == "IIIC"
+    with pytest.raises(StagingError):
+        stage_group("T0", "N0", "M0")
+
+
+@pytest.mark.parametrize("m,ldh,shown", [
+    ("M1a", "normal", "M1a(0)"), ("M1b", "elevated", "M1b(1)"), ("M1c", "normal", "M1c(0)"),
+    ("M1d", "elevated", "M1d(1)"), ("M1d", "", "M1d"), ("M0", "elevated", "M0"),
+])
+def test_distant_metastasis_carries_the_ldh_suffix(m, ldh, shown):
+    result = stage(breslow_mm=1.2, ulcerated=False, n="N0", m=m, ldh=ldh)
+    assert result.m_display == shown
+
+
+@pytest.mark.parametrize("n", ["N1a", "N2a", "N3a"])
+def test_clinically_occult_nodes_need_a_sentinel_node_biopsy(n):
+    assert n in NODES_FOUND_BY_SENTINEL_BIOPSY
+    assert set(NODES_FOUND_BY_SENTINEL_BIOPSY) == {"N1a", "N2a", "N3a"}
 
 
 def test_in_situ_and_missing_thickness():
@@ -62,6 +123,13 @@ def test_in_situ_and_missing_thickness():
         t_category(None, False)
     with pytest.raises(StagingError):
         stage_group("T1a", "N9", "M0")
+
+
+@pytest.mark.parametrize("n,m,missing", [("", "M0", "N category"), ("N0", "", "M category"),
+                                         ("", "", "N category")])
+def test_no_stage_group_from_categories_that_were_not_assessed(n, m, missing):
+    with pytest.raises(StagingError, match=missing):
+        stage(breslow_mm=1.5, ulcerated=False, n=n, m=m)
 
 
 def test_stage_combines_the_categories():

@@ -127,3 +127,22 @@ def test_measure_on_a_large_image_matches_the_same_lesion_small():
     assert result["asymmetry"]["axes_asymmetric"] == 0
     assert result["border"]["compactness"] == pytest.approx(1.03, abs=0.1)
     assert result["diameter"]["value"] == pytest.approx(8.4, abs=0.05)  # measured at full resolution
+
+
+def test_white_counts_only_where_the_lesion_is_lighter_than_the_surrounding_skin():
+    # Stolz 1994: white is scored only where the area is lighter than the adjacent skin.
+    mask = disc()
+    pale_skin = (244, 238, 234)
+    img = paint(mask, background=pale_skin)
+    img[(mask > 0) & (xx < 100)] = (220, 218, 216)  # nearest to white, but darker than this skin
+    result = features.colours(img, mask)
+    assert "white" not in result.present
+    img[(mask > 0) & (xx < 100)] = (252, 252, 252)  # lighter than the skin: white
+    assert "white" in features.colours(img, mask).present
+
+
+def test_white_is_counted_against_darker_skin():
+    mask = disc()
+    img = paint(mask)  # skin (222, 184, 160)
+    img[(mask > 0) & (xx < 100)] = (230, 228, 226)
+    assert "white" in features.colours(img, mask).present

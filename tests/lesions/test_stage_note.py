@@ -1,0 +1,119 @@
+"""The wording of the notes, checked against the sources (issue #17 items 2-4)."""
+
+from __future__ import annotations
+
+import pytest
+
+from lesions import notes, stage_note
+from lesions.stage_note import STAGE_DESCRIPTIONS, ModelFigures, image_note, score_name
+from lesions.staging import STAGE_III_GROUPS, STAGE_NODE_NEGATIVE_GROUPS
+from ml.contracts import OperatingPoint, read_model_manifest
+
+FULL = ModelFigures(threshold=0.23, sensitivity=0.92, specificity=0.64, calibrated=False,
+                           sensitivity_ci95=(0.86, 0.96), specificity_ci95=(0.61, 0.67), n_images=1110,
+                           n_melanomas=118, melanomas_below_threshold=9)
+
+
+def test_every_stage_group_of_the_table_has_a_description():
+    groups = set(STAGE_NODE_NEGATIVE_GROUPS.values()) | {g for row in STAGE_III_GROUPS.values() for g in row} | {"IV"}
+    assert groups == set(STAGE_DESCRIPTIONS)
+
+
+@pytest.mark.parametrize("group", ["IB", "IIA"])
+def test_ib_and_iia_say_over_one_to_two_mm(group):
+    assert ">1.0–2.0 mm" in STAGE_DESCRIPTIONS[group]
+
+
+def test_iiia_names_t1a_to_t2a_with_one_to_three_occult_nodes():
+    text = STAGE_DESCRIPTIONS["IIIA"]
+    assert "T1a–T2a" in text and "1–3 clinically occult" in text and "sentinel node biopsy" in text
+    # Table 3: IIIA is exactly T1a/T1b/T2a with N1a/N2a.
+    rows = {(t, n) for t, groups in STAGE_III_GROUPS.items() for n in groups.get("IIIA", ())}
+    assert rows == {(t, n) for t in ("T1a", "T1b", "T2a") for n in ("N1a", "N2a")}
+
+
+def test_iiid_includes_n3_with_in_transit_satellite_or_microsatellite_disease():
+    text = STAGE_DESCRIPTIONS["IIID"]
+    assert "N3" in text and "in-transit, satellite or microsatellite" in text and "T4b" in text
+    assert STAGE_III_GROUPS["T4b"]["IIID"] == ("N3a", "N3b", "N3c")
+
+
+def test_iv_names_the_central_nervous_system_and_non_regional_nodes():
+    text = STAGE_DESCRIPTIONS["IV"]
+    assert "central nervous system" in text and "non-regional nodes" in text and "CNS" not in text
+
+
+def test_score_is_a_probability_only_when_calibrated():
+    assert score_name(True) == "melanoma probability"
+    assert score_name(False) == "melanoma score (not a probability)"
+    assert score_name(None) == "melanoma score (not a probability)"
+    assert "probability 0.40" not in image_note(probability=0.4, operating_point=FULL)
+    assert image_note(probability=0.4, operating_point=FULL).startswith("Melanoma score (not a probability) 0.40")
+    calibrated = ModelFigures(threshold=0.23, calibrated=True)
+    assert image_note(probability=0.4, operating_point=calibrated).startswith("Melanoma probability 0.40")
+
+
+def test_model_figures_come_with_their_data_and_confidence_intervals():
+    note = image_note(probability=0.4, operating_point=FULL)
+    assert "found 92% of melanomas (sensitivity, 95% CI 86%–96%)" in note
+    assert "with 64% specificity (95% CI 61%–67%)" in note
+    assert "measured on 1110 dermoscopic research test images (118 melanomas), not on this clinic's patients" in note
+    assert "does not assess basal cell or squamous cell carcinoma" in note
+
+
+def test_missing_figures_are_not_invented():
+    bare = ModelFigures(threshold=0.23)
+    note = image_note(probability=0.1, operating_point=bare)
+    assert "%" not in note and "CI" not in note
+    assert "test figures at this threshold are not recorded" in note and "sensitivity" not in note
+    assert "A score below the threshold does not exclude melanoma." in note
+    no_ci = ModelFigures(threshold=0.23, sensitivity=0.9, specificity=0.6)
+    note = image_note(probability=0.4, operating_point=no_ci)
+    assert "90% of melanomas" in note and "CI" not in note and "held-out dermoscopic research test images" in note
+
+
+def test_below_threshold_does_not_exclude_melanoma_and_counts_the_missed_test_melanomas():
+    note = image_note(probability=0.1, operating_point=FULL)
+    assert "does not exclude melanoma: 9 of the 118 test melanomas scored below it" in note
+    assert "exclude melanoma" not in image_note(probability=0.5, operating_point=FULL)
+
+
+def test_growth_suggests_excision_never_more_monitoring():
+    for probability in (0.05, 0.5):
+        advice = stage_note.suggested_next_step(probability, 0.23, None, growing=True)
+        assert "excision" in advice
+        assert "short-term" not in advice.lower() and "routine" not in advice.lower()
+        assert "not further monitoring" in advice
+
+
+def test_monitoring_is_offered_only_for_flat_lesions_without_criteria_with_excise_if_any_change():
+    advice = stage_note.suggested_next_step(0.5, 0.23, None, growing=False)
+    assert "about 3 months" in advice and "flat lesion without melanoma-specific dermoscopic criteria" in advice
+    assert "excise if any change" in advice
+    assert "monitoring" not in stage_note.suggested_next_step(0.5, 0.23, "highly suspicious", growing=False)
+
+
+def test_stage_needs_histopathology_is_worded_as_a_condition():
+    note = image_note(probability=0.1, operating_point=FULL)
+    assert "If this lesion proves to be melanoma, its stage needs histopathology" in note
+    assert "A melanoma stage cannot be determined from an image" not in note
+
+
+def test_figures_read_the_manifest_fields_and_say_less_when_absent():
+    extra = {"n_images": 500, "n_melanomas": 80, "sensitivity_ci95": [0.81, 0.95], "specificity_ci95": [0.65, 0.74],
+             "melanomas_below_threshold": 8, "calibrated": True}
+    point = OperatingPoint(threshold=0.3, sensitivity=0.9, specificity=0.7, extra=extra)
+    assert ModelFigures.from_point(point) == ModelFigures(
+        threshold=0.3, sensitivity=0.9, specificity=0.7, calibrated=True, sensitivity_ci95=(0.81, 0.95),
+        specificity_ci95=(0.65, 0.74), n_images=500, n_melanomas=80, melanomas_below_threshold=8)
+    assert ModelFigures.from_point(OperatingPoint(threshold=0.3)) == ModelFigures(threshold=0.3)
+    # "calibrated" must be literally true: a string or a missing key is not a calibration.
+    assert not ModelFigures.from_point(OperatingPoint(threshold=0.3, extra={"calibrated": "yes"})).calibrated
+    # The stored operating point survives the JSON round trip with its extra figures.
+    assert ModelFigures.from_point(OperatingPoint.from_dict(point.as_dict())).n_melanomas == 80
+
+
+def test_the_worker_stores_whether_the_model_is_calibrated(settings):
+    manifest = read_model_manifest(settings.ML_MODELS_DIR)
+    stored = notes.point_with_calibration(manifest).as_dict()
+    assert stored["calibrated"] is (manifest.classifier.get("calibrated") is True)
