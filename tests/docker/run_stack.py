@@ -161,7 +161,8 @@ def check_image(docker: list[str], image: str, *, web: bool) -> None:
     in_image(docker, image, "for tool in gcc cc g++ make pip pip3; do ! command -v $tool >/dev/null || exit 1; done;"
                             " test ! -e /opt/venv/bin/pip && test ! -d /root/.cache/pip && test ! -e /run/secrets/ca"
                             " && test -z \"$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v -e lock -e partial)\"")
-    has_tf = in_image(docker, image, "python -c \"import importlib.util as u; print(u.find_spec('tensorflow') is not None)\"")
+    has_tf = in_image(docker, image,
+                      "python -c \"import importlib.util as u; print(u.find_spec('tensorflow') is not None)\"")
     check(has_tf.strip() == ("False" if web else "True"), f"{image}: TensorFlow installed = {has_tf.strip()}")
     history = run([*docker, "history", "--no-trunc", "--format", "{{.CreatedBy}}", image], capture=True).stdout.decode()
     for forbidden in ("ca-certificates.crt", "PIP_CERT=/etc", "SECRET_KEY=" + os.environ.get("SECRET_KEY", "\0"),
@@ -361,8 +362,8 @@ def main() -> int:
             worker_host = run([*docker, "inspect", "-f", "{{.Config.Hostname}}",
                                run([*dc, "ps", "-q", "worker"], capture=True).stdout.decode().strip()],
                               capture=True).stdout.decode().strip()
-            worker_of = run([*dc, "exec", "-T", "web", "python", "manage.py", "shell", "-c",
-                             f"from lesions.models import Analysis; print(Analysis.objects.get(pk={analysis['id']}).worker)"],
+            which_worker = f"from lesions.models import Analysis; print(Analysis.objects.get(pk={analysis['id']}).worker)"
+            worker_of = run([*dc, "exec", "-T", "web", "python", "manage.py", "shell", "-c", which_worker],
                             capture=True).stdout.decode().strip()
             check(worker_host in worker_of, f"analysis ran on {worker_of!r}, not the worker container {worker_host}")
             result["probability"] = analysis["probability"]
