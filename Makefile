@@ -50,5 +50,9 @@ DOCKER_BASES ?= local
 docker-test: install-dev
 	$(PY) tests/docker/run_stack.py --bases $(DOCKER_BASES)
 
+# The images compose runs by default (tag latest); DOCKER_GPU=1 adds worker-gpu.
+docker-images: install-dev
+	$(PY) tests/docker/run_stack.py --bases $(DOCKER_BASES) --build-only --tag latest $(if $(DOCKER_GPU),--gpu)
+
 clean:
 	rm -rf $(VENV) var/broker var/staticfiles

@@ -252,6 +252,9 @@ def main() -> int:
     parser.add_argument("--bases", choices=["local", "official"], default=os.environ.get("DOCKER_BASES", "local"),
                         help="local: Debian bookworm by debootstrap (no registry pull); official: python:3.11-slim etc.")
     parser.add_argument("--keep", action="store_true", help="leave the stack running (for debugging)")
+    parser.add_argument("--build-only", action="store_true", help="build and check the images, start no stack")
+    parser.add_argument("--tag", default="test", help="image tag (make docker-images: latest, compose's default)")
+    parser.add_argument("--gpu", action="store_true", help="also build the worker-gpu target (several GB)")
     parser.add_argument("--json", type=Path, default=REPO / "bench-results" / "docker-stack.json")
     args = parser.parse_args()
     docker = docker_cli()
@@ -269,10 +272,12 @@ def main() -> int:
         with step("base: python3.11 from Debian packages"):
             build(docker, "python-local", PYTHON_LOCAL, {"DEBIAN_BASE": DEBIAN_BASE})
         build_args = {"PYTHON_BASE": PYTHON_LOCAL, "DEBIAN_BASE": DEBIAN_BASE}
-        service_images = {"POSTGRES_IMAGE": "lesiontrack-postgres:test", "REDIS_IMAGE": "lesiontrack-redis:test"}
+        build_args["GPU_BASE"] = PYTHON_LOCAL
+        service_images = {"POSTGRES_IMAGE": f"lesiontrack-postgres:{args.tag}",
+                          "REDIS_IMAGE": f"lesiontrack-redis:{args.tag}"}
 
-    images = {"WEB_IMAGE": "lesiontrack-web:test", "WORKER_IMAGE": "lesiontrack-worker:test",
-              "S3_IMAGE": "lesiontrack-s3:test", **service_images}
+    images = {"WEB_IMAGE": f"lesiontrack-web:{args.tag}", "WORKER_IMAGE": f"lesiontrack-worker:{args.tag}",
+              "S3_IMAGE": f"lesiontrack-s3:{args.tag}", **service_images}
     targets = {"WEB_IMAGE": "web", "WORKER_IMAGE": "worker", "S3_IMAGE": "s3", "POSTGRES_IMAGE": "postgres",
                "REDIS_IMAGE": "redis"}
     for key, tag in images.items():
@@ -281,9 +286,18 @@ def main() -> int:
         with step(f"build {targets[key]}"):
             build(docker, targets[key], tag, build_args)
 
+    if args.gpu:
+        with step("build worker-gpu"):
+            build(docker, "worker-gpu", f"lesiontrack-worker-gpu:{args.tag}", build_args)
+
     with step("check images (user, read-only code, no tools/caches/secrets, TF only in worker)"):
         check_image(docker, images["WEB_IMAGE"], web=True)
         check_image(docker, images["WORKER_IMAGE"], web=False)
+        if args.gpu:
+            check_image(docker, f"lesiontrack-worker-gpu:{args.tag}", web=False)
+    if args.build_only:
+        report({"bases": args.bases, "ok": True}, args.json)
+        return 0
 
     web_port, s3_port = free_port(), free_port()
     env_values = {
@@ -397,6 +411,11 @@ def main() -> int:
                 run([*dc, "down", "-v", "--remove-orphans"], capture=True, check_rc=False, timeout=300)
             env_file.unlink(missing_ok=True)
 
+    report(result, args.json)
+    return 0 if result["ok"] else 1
+
+
+def report(result: dict, path: Path) -> None:
     print("\nimage                                  size (MB)")
     for tag, size in sizes.items():
         print(f"{tag:<38} {size / 1e6:>9.0f}")
@@ -405,10 +424,9 @@ def main() -> int:
         print(f"{name:<64} {seconds:>8.1f}")
     print(f"{'total':<64} {sum(s for _, s in timings):>8.1f}")
     result.update({"image_bytes": sizes, "step_seconds": dict(timings)})
-    args.json.parent.mkdir(exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2))
-    print(f"\n{'1 passed, 0 failed' if result['ok'] else '0 passed, 1 failed'}: docker stack test ({args.json})")
-    return 0 if result["ok"] else 1
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(result, indent=2))
+    print(f"\n{'1 passed, 0 failed' if result['ok'] else '0 passed, 1 failed'}: docker stack test ({path})")
 
 
 def clinic_id(dc: list[str]) -> str:
