@@ -75,7 +75,7 @@ RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput -v 0 
 USER lesiontrack
 EXPOSE 8000
 # /healthz is exempt from the HTTPS redirect (SECURE_REDIRECT_EXEMPT) so the probe works on plain http.
-HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+HEALTHCHECK --interval=30s --timeout=15s --start-period=60s --retries=3 \
     CMD ["python", "/app/config/healthcheck.py"]
 CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--timeout", "60", \
      "--worker-tmp-dir", "/dev/shm", "--forwarded-allow-ips", "*", "--access-logfile", "-"]

@@ -115,6 +115,8 @@ sys.meta_path.insert(0, OnlyWebRequirements())
 import django
 django.setup()
 import config.wsgi, config.urls, lesions.views, clinic.views, lesions.tasks
+# What the deployment connects to, imported lazily on first use: Redis broker, S3 storage, PostgreSQL.
+import kombu.transport.redis, storages.backends.s3, django.db.backends.postgresql.base
 from config.celery import app
 app.loader.import_default_modules()
 from django.test import Client
