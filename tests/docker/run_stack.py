@@ -37,7 +37,9 @@ PROJECT = "lesiontrack-dockertest"
 DEBIAN_BASE = "lesiontrack/bookworm-minbase:local"
 PYTHON_LOCAL = "lesiontrack/python:3.11-local"
 CA_BUNDLE = Path(os.environ.get("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt"))
-SHARED_IMAGES = REPO.parent / "shared" / "data" / "lesions-dev" / "images"
+# ../shared beside the checkout (a worktree under wt/ has it two levels up).
+SHARED_IMAGES = next((p / "shared" / "data" / "lesions-dev" / "images" for p in (REPO.parent, REPO.parent.parent)
+                      if (p / "shared" / "data" / "lesions-dev" / "images").is_dir()), REPO.parent / "shared")
 USERNAME, PASSWORD = "docker-test", "docker-test-" + secrets.token_hex(8)
 
 timings: list[tuple[str, float]] = []
