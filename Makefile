@@ -36,6 +36,7 @@ test: install-dev browser-deps
 
 lint: install-dev
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 	$(PY) manage.py makemigrations --check --dry-run
 
 bench: install-dev

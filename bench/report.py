@@ -2,33 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import platform
 import statistics
-from pathlib import Path
 
+from ml.bench import machine_description, percentile
 
-def machine_description() -> dict:
-    from ml.bench import cpu_model
-
-    cpu = cpu_model()
-    memory_gb = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                memory_gb = round(int(line.split()[1]) / 1024 / 1024, 1)
-    except OSError:
-        pass
-    return {"host": platform.node(), "cpu": cpu, "cores": os.cpu_count(), "memory_gb": memory_gb,
-            "python": platform.python_version(), "platform": platform.platform()}
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    index = min(len(ordered) - 1, max(0, int(round(q / 100 * (len(ordered) - 1)))))
-    return ordered[index]
+__all__ = ["machine_description", "percentile", "summary"]
 
 
 def summary(values: list[float]) -> dict:

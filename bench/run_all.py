@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+import psycopg2
+
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "bench-results"
 
@@ -25,8 +27,6 @@ def run(cmd: list[str], env: dict[str, str]) -> None:
 
 
 def ensure_database(url: str) -> None:
-    import psycopg2
-
     name = url.rsplit("/", 1)[-1]
     admin = psycopg2.connect(url.rsplit("/", 1)[0] + "/postgres")
     admin.autocommit = True
@@ -39,7 +39,8 @@ def ensure_database(url: str) -> None:
 
 def main() -> int:
     sys.path.insert(0, str(REPO))
-    from bench.report import machine_description
+    # Run as a script (`python bench/run_all.py`): the repository joins sys.path only here.
+    from bench.report import machine_description  # noqa: PLC0415
 
     OUT.mkdir(exist_ok=True)
     scale = float(os.environ.get("BENCH_SCALE", "1.0"))

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 
 from clinic import services
 from clinic.models import AuditEvent, Clinic, Membership, Patient
@@ -50,8 +51,6 @@ class PatientAdmin(admin.ModelAdmin):
     @admin.action(description="Delete selected patients with all their images", permissions=["delete"])
     def delete_with_files(self, request: HttpRequest, queryset) -> None:
         if request.POST.get("confirm") != "yes":
-            from django.template.response import TemplateResponse
-
             return TemplateResponse(request, "admin/confirm_patient_delete.html", {
                 "patients": queryset, "action": "delete_with_files", **self.admin_site.each_context(request),
                 "opts": self.model._meta})

@@ -37,4 +37,5 @@ class PatientForm(forms.ModelForm):
 
 
 class PatientSearchForm(forms.Form):
-    q = forms.CharField(required=False, label="Search by name or identifier")
+    q = forms.CharField(required=False, max_length=200, label="Search by name or identifier",
+                        widget=forms.TextInput(attrs={"type": "search"}))

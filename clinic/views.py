@@ -13,7 +13,7 @@ PATIENTS_PER_PAGE = 25
 
 def patient_list(request: HttpRequest) -> HttpResponse:
     form = PatientSearchForm(request.GET)
-    query = form.data.get("q", "")
+    query = form.cleaned_data["q"] if form.is_valid() else ""
     page = Paginator(selectors.patients_for(request.user, query), PATIENTS_PER_PAGE).get_page(request.GET.get("page"))
     page.object_list = selectors.with_lesion_counts(list(page.object_list))
     return render(request, "clinic/patient_list.html", {"page": page, "form": form, "query": query})

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import time
 
+from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import connection
+
+from config.celery import app
 
 _worker_cache: dict[str, float | bool] = {"checked_at": 0.0, "answered": False, "last_answer_at": 0.0}
 WORKER_PING_CACHE_SECONDS = 15.0
@@ -21,10 +24,6 @@ def check_database() -> str | None:
 
 
 def check_broker() -> str | None:
-    from django.conf import settings
-
-    from config.celery import app
-
     try:
         with app.connection_for_write(settings.CELERY_BROKER_URL) as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
@@ -43,10 +42,6 @@ def check_storage() -> str | None:
 
 def worker_status() -> dict[str, object]:
     """Whether any worker answered a ping recently (cached briefly so /healthz stays cheap)."""
-    from django.conf import settings
-
-    from config.celery import app
-
     if settings.CELERY_BROKER_URL.startswith("filesystem://"):
         return {"answered": None, "detail": "the embedded broker cannot broadcast pings"}
     now = time.monotonic()

@@ -63,7 +63,5 @@ class AnalysisAdmin(admin.ModelAdmin):
 
     @admin.action(description="Re-analyse these captures with the current model version")
     def requeue(self, request: HttpRequest, queryset) -> None:
-        from lesions.models import Capture
-
         queued = services.reanalyze(captures=Capture.objects.filter(analyses__in=queryset).distinct())
         messages.success(request, f"Queued {len(queued)} analysis(es).")

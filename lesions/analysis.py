@@ -12,12 +12,13 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from lesions.evolution import compare
-from lesions.images import decode_rgb, encode_png
+from lesions.images import decode_rgb, encode_png, thumbnail_png
 from lesions.models import Analysis, Capture
-from lesions.notes import note_from_features, operating_point, tds_record
+from lesions.notes import note_from_features, tds_record
 from lesions.queueing import enqueue_analysis
 from lesions.storage_names import random_name
 
@@ -34,8 +35,6 @@ class BadImageError(Exception):
 
 def make_thumbnail(capture_id: int, size: int = 256) -> str | None:
     """Light work for the CPU workers (`default` queue): a small PNG for lists. Idempotent."""
-    from lesions.images import thumbnail_png
-
     capture = Capture.objects.filter(pk=capture_id).first()
     if capture is None or capture.thumbnail:
         return capture.thumbnail.name if capture else None
@@ -88,8 +87,6 @@ def mark_failed(analysis_id: int, reason: str) -> None:
 def mark_queued_for_retry(analysis_id: int, reason: str) -> None:
     """Back to queued for a retry. The attempt is given back: attempts count runs that may
     have crashed the worker, and this one ended cleanly with a transient error."""
-    from django.db.models import F
-
     Analysis.objects.filter(pk=analysis_id, status=Analysis.Status.RUNNING, attempts__gt=0).update(
         status=Analysis.Status.QUEUED, error=f"retrying: {reason}", attempts=F("attempts") - 1)
 
@@ -134,7 +131,8 @@ def run_analysis(*, analysis_id: int, analyzer: Any, worker: str) -> Analysis | 
         before = previous_features(capture)
         change = compare(before, features, settings.LESION_GROWTH_FLAG_FRACTION) if before else None
         features["change"] = change.as_dict() if change else None
-    note = note_from_features(result.probability, operating_point(analyzer.manifest), features)
+    point = analyzer.model_manifest.operating_point()  # of the models this worker loaded
+    note = note_from_features(result.probability, point, features)
     stem = f"analyses/{capture.pk}-{analysis.pk}-{random_name()[:8]}"
     try:
         mask_name = default_storage.save(f"{stem}-mask.png", ContentFile(encode_png(result.mask * 255)))
@@ -155,10 +153,11 @@ def run_analysis(*, analysis_id: int, analyzer: Any, worker: str) -> Analysis | 
         fresh.finished_at = timezone.now()
         fresh.error = ""
         fresh.device = analyzer.device
-        fresh.segmenter_name = f"{analyzer.names[0]} {analyzer.manifest['segmenter']['version']}"
-        fresh.classifier_name = f"{analyzer.names[1]} {analyzer.manifest['classifier']['version']}"
+        fresh.segmenter_name = f"{analyzer.names[0]} {analyzer.model_manifest.segmenter.version}"
+        fresh.classifier_name = f"{analyzer.names[1]} {analyzer.model_manifest.classifier.version}"
         fresh.probability = result.probability
-        fresh.threshold = analyzer.threshold
+        fresh.threshold = point.threshold
+        fresh.operating_point = point.as_dict()
         fresh.mask, fresh.overlay, fresh.heatmap = mask_name, overlay_name, heat_name
         fresh.features = features
         fresh.stage_note = note
@@ -180,7 +179,7 @@ def requeue_stuck_analyses(*, now: datetime | None = None) -> list[int]:
     broker lost its queue or a worker died). Rows out of attempts are failed instead."""
     now = now or timezone.now()
     deadline = now - timedelta(seconds=settings.ANALYSIS_STUCK_AFTER_SECONDS)
-    stuck = list(Analysis.objects.filter(status__in=[Analysis.Status.QUEUED, Analysis.Status.RUNNING])
+    stuck = list(Analysis.objects.filter(status__in=Analysis.PENDING)
                  .filter(queued_at__lt=deadline)
                  .exclude(status=Analysis.Status.RUNNING, started_at__gte=deadline)
                  .values_list("pk", "attempts"))

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 
 from clinic.models import Patient
+from lesions.storage_names import random_name
 
 
 class BodySite(models.TextChoices):
@@ -105,11 +106,10 @@ class Histopathology(models.Model):
         return f"Histopathology of {self.lesion}"
 
 
-def capture_upload_path(instance: Capture, filename: str) -> str:
-    # Random names: the stored path reveals nothing about the patient or the original file name.
-    import uuid
-
-    return f"captures/{uuid.uuid4().hex}.png" if filename.endswith(".png") else f"captures/{uuid.uuid4().hex}.jpg"
+def capture_upload_path(_instance: Capture, filename: str) -> str:
+    """Django's upload_to hook (admin uploads): the same random names as lesions.services.capture_create,
+    so the stored path reveals nothing about the patient or the original file name."""
+    return f"captures/{random_name()}.{'png' if filename.lower().endswith('.png') else 'jpg'}"
 
 
 class Capture(models.Model):
@@ -147,6 +147,12 @@ class Capture(models.Model):
         return f"Capture {self.pk} of {self.lesion}"
 
 
+# "The current analysis of a capture" is its newest queued analysis, whatever its status: a
+# re-analysis that is still waiting replaces the old result on every page, download and status
+# poll (lesions.selectors applies this order everywhere).
+NEWEST_FIRST = ("-queued_at", "-id")
+
+
 class Analysis(models.Model):
     """One model version's analysis of one capture. The row, not the broker, is the truth."""
 
@@ -155,6 +161,9 @@ class Analysis(models.Model):
         RUNNING = "running", "Running"
         DONE = "done", "Done"
         FAILED = "failed", "Failed"
+
+    PENDING = (Status.QUEUED, Status.RUNNING)
+    FINISHED = (Status.DONE, Status.FAILED)
 
     capture = models.ForeignKey(Capture, on_delete=models.CASCADE, related_name="analyses")
     model_version = models.CharField(max_length=80)
@@ -170,6 +179,10 @@ class Analysis(models.Model):
     classifier_name = models.CharField(max_length=80, blank=True)
     probability = models.FloatField("melanoma probability", null=True, blank=True)
     threshold = models.FloatField(null=True, blank=True)
+    # The classifier's operating point when this analysis ran: threshold plus the test figures
+    # measured at it (ml.contracts.OperatingPoint.as_dict()). The note quotes these, never the
+    # figures of whichever model ships today.
+    operating_point = models.JSONField(default=dict, blank=True)
     mask = models.FileField(upload_to="analyses/", max_length=200, blank=True)
     overlay = models.FileField(upload_to="analyses/", max_length=200, blank=True)
     heatmap = models.FileField(upload_to="analyses/", max_length=200, blank=True)
@@ -178,7 +191,7 @@ class Analysis(models.Model):
     stage_note = models.TextField(blank=True)
 
     class Meta:
-        ordering = ["-queued_at", "-id"]
+        ordering = list(NEWEST_FIRST)
         verbose_name_plural = "analyses"
         constraints = [
             models.UniqueConstraint(fields=["capture", "model_version"], name="one_analysis_per_model_version"),
@@ -190,4 +203,16 @@ class Analysis(models.Model):
 
     @property
     def is_finished(self) -> bool:
-        return self.status in (self.Status.DONE, self.Status.FAILED)
+        return self.status in self.FINISHED
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status in self.PENDING
+
+    @property
+    def is_done(self) -> bool:
+        return self.status == self.Status.DONE
+
+    @property
+    def is_failed(self) -> bool:
+        return self.status == self.Status.FAILED

@@ -5,7 +5,6 @@ from __future__ import annotations
 from functools import cache
 
 from django.conf import settings
-from django.http import HttpRequest
 from django.utils.safestring import SafeString
 
 from lesions import selectors, stage_note
@@ -16,8 +15,8 @@ from lesions.staging import StagingError, stage
 
 
 def change_between(before: selectors.CaptureRow, after: selectors.CaptureRow) -> Change | None:
-    f0 = before.analysis.features if before.analysis and before.analysis.status == "done" else None
-    f1 = after.analysis.features if after.analysis and after.analysis.status == "done" else None
+    f0 = before.analysis.features if before.analysis and before.analysis.is_done else None
+    f1 = after.analysis.features if after.analysis and after.analysis.is_done else None
     if not f0 or not f1:
         return None
     return compare(f0, f1, settings.LESION_GROWTH_FLAG_FRACTION)
@@ -34,7 +33,7 @@ def lesion_stage_note(lesion: Lesion, rows: list[selectors.CaptureRow] | None = 
         except StagingError as exc:
             return stage_note.pathology_incomplete_note(str(exc))
     rows = rows if rows is not None else selectors.captures_with_analysis(lesion)
-    done = [r.analysis for r in rows if r.analysis and r.analysis.status == "done"]
+    done = [r.analysis for r in rows if r.analysis and r.analysis.is_done]
     if done:
         return done[-1].stage_note
     return f"No analysed capture yet. {stage_note.NEEDS_HISTOPATHOLOGY}"
@@ -60,7 +59,7 @@ def _histopathology_html(form: HistopathologyForm | None, histo) -> SafeString:
     return blank_form_html(HistopathologyForm)
 
 
-def case_context(request: HttpRequest, lesion: Lesion, **forms) -> dict:
+def case_context(lesion: Lesion, **forms) -> dict:
     rows = selectors.captures_with_analysis(lesion)
     changes = {}
     for before, after in zip(rows, rows[1:]):

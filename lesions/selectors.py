@@ -10,7 +10,7 @@ from django.shortcuts import get_object_or_404
 
 from clinic.models import Patient
 from clinic.selectors import clinic_ids_for
-from lesions.models import Analysis, Capture, Histopathology, Lesion
+from lesions.models import NEWEST_FIRST, Analysis, Capture, Histopathology, Lesion
 
 
 def lesions_with_latest(patient: Patient) -> QuerySet[Lesion]:
@@ -35,15 +35,20 @@ def analysis_for(user: AbstractBaseUser, pk: int) -> Analysis:
                              capture__lesion__patient__clinic_id__in=clinic_ids_for(user))
 
 
+def current_analysis(capture: Capture) -> Analysis | None:
+    """The analysis a capture shows: its newest queued one (lesions.models.NEWEST_FIRST)."""
+    return capture.analyses.order_by(*NEWEST_FIRST).first()
+
+
 @dataclass
 class CaptureRow:
     capture: Capture
-    analysis: Analysis | None
+    analysis: Analysis | None  # the capture's current analysis
 
 
 def captures_with_analysis(lesion: Lesion) -> list[CaptureRow]:
-    """Captures in time order, each with its newest analysis, in two queries."""
-    newest_first = Analysis.objects.order_by("-queued_at", "-id")
+    """Captures in time order, each with its current analysis, in two queries."""
+    newest_first = Analysis.objects.order_by(*NEWEST_FIRST)
     captures = lesion.captures.order_by("taken_at", "id").prefetch_related(
         Prefetch("analyses", queryset=newest_first, to_attr="analyses_newest_first"))
     return [CaptureRow(c, c.analyses_newest_first[0] if c.analyses_newest_first else None) for c in captures]
@@ -57,9 +62,13 @@ def histopathology_of(lesion: Lesion) -> Histopathology | None:
 
 
 def analysis_statuses(lesion: Lesion) -> list[dict]:
-    rows = (Analysis.objects.filter(capture__lesion=lesion).order_by("capture_id", "-queued_at", "-id")
+    """The current analysis of each capture, for the case page's polling script: the status
+    value with its label and the pending/finished flags, so the script compares no status strings."""
+    rows = (Analysis.objects.filter(capture__lesion=lesion).order_by("capture_id", *NEWEST_FIRST)
             .values("id", "capture_id", "status", "error", "probability"))
-    newest: dict[int, dict] = {}
+    current: dict[int, dict] = {}
     for row in rows:
-        newest.setdefault(row["capture_id"], row)
-    return list(newest.values())
+        current.setdefault(row["capture_id"], row)
+    labels = dict(Analysis.Status.choices)
+    return [{**row, "label": labels[row["status"]], "pending": row["status"] in Analysis.PENDING,
+             "finished": row["status"] in Analysis.FINISHED} for row in current.values()]

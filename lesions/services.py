@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import datetime
 from typing import Any
@@ -16,20 +17,31 @@ from django.utils import timezone
 
 from clinic import audit
 from clinic.models import AuditEvent, Patient
-from lesions import stage_note
+from lesions.forms import DERMOSCOPIC_STRUCTURES
 from lesions.images import clean_image_bytes
 from lesions.models import Analysis, Capture, Histopathology, Lesion
-from lesions.notes import note_from_features, operating_point, tds_record
+from lesions.notes import note_from_features, operating_point_of, tds_record
 from lesions.queueing import enqueue_analysis, enqueue_thumbnail
 from lesions.storage_names import random_name
+from ml import contracts
+from ml.contracts import ModelManifest
 
 logger = logging.getLogger("lesions.services")
 
 
-def current_model_version() -> str:
-    from ml.inference import read_manifest  # reads JSON only: no TensorFlow in the web process
+@functools.cache
+def _manifest_in(models_dir: str) -> ModelManifest:
+    return contracts.read_model_manifest(models_dir)
 
-    return read_manifest(settings.ML_MODELS_DIR)["version"]
+
+def current_manifest() -> ModelManifest:
+    """The shipped models' manifest, read once per process (JSON only: no numpy, no TensorFlow).
+    Shipping new models means restarting the processes, as it does for the workers."""
+    return _manifest_in(str(settings.ML_MODELS_DIR))
+
+
+def current_model_version() -> str:
+    return current_manifest().version
 
 
 def lesion_create(*, request: HttpRequest | None, user: Any, patient: Patient, data: dict[str, Any]) -> Lesion:
@@ -100,7 +112,7 @@ def reanalyze(*, captures, model_version: str | None = None) -> list[int]:
     for capture in captures:
         with transaction.atomic():
             analysis, created = Analysis.objects.get_or_create(capture=capture, model_version=version)
-            if not created and analysis.status in (Analysis.Status.QUEUED, Analysis.Status.RUNNING):
+            if not created and analysis.is_pending:
                 continue
             if not created:
                 analysis.status, analysis.attempts, analysis.error = Analysis.Status.QUEUED, 0, ""
@@ -112,8 +124,6 @@ def reanalyze(*, captures, model_version: str | None = None) -> list[int]:
 
 
 def validate_structures(values: list[str]) -> list[str]:
-    from lesions.forms import DERMOSCOPIC_STRUCTURES
-
     allowed = dict(DERMOSCOPIC_STRUCTURES)
     unknown = [v for v in values if v not in allowed]
     if unknown:
@@ -124,21 +134,17 @@ def validate_structures(values: list[str]) -> list[str]:
 def capture_set_structures(*, request: HttpRequest | None, user: Any, capture: Capture,
                            structures: list[str]) -> Capture:
     """Record the clinician's dermoscopic structures and refresh the TDS and note of done analyses."""
-    from ml.inference import read_manifest
-
     validate_structures(structures)
     with transaction.atomic():
         capture.structures = structures
         capture.save(update_fields=["structures"])
-        manifest = read_manifest(settings.ML_MODELS_DIR)
         for analysis in capture.analyses.select_for_update().filter(status=Analysis.Status.DONE):
             if not analysis.features:
                 continue
             analysis.features["tds"] = tds_record(analysis.features, structures)
-            point = operating_point(manifest)
-            if analysis.threshold is not None:  # the threshold of the model version that ran
-                point = stage_note.ModelOperatingPoint(analysis.threshold, point.sensitivity, point.specificity)
-            analysis.stage_note = note_from_features(analysis.probability, point, analysis.features)
+            analysis.stage_note = note_from_features(analysis.probability,
+                                                     operating_point_of(analysis, current_manifest()),
+                                                     analysis.features)
             analysis.save(update_fields=["features", "stage_note"])
         audit.record(request=request, user=user, action=AuditEvent.Action.CHANGE, obj=capture,
                      clinic_id=capture.lesion.patient.clinic_id, detail={"structures": structures})

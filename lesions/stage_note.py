@@ -7,9 +7,8 @@ AJCC 8th-edition stage and the T/N/M that led to it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from lesions.staging import Stage
+from ml.contracts import OperatingPoint
 
 DECISION_SUPPORT = ("Decision support only, not a diagnosis: the result must be interpreted by a clinician "
                     "together with history, examination and dermoscopy.")
@@ -32,11 +31,8 @@ STAGE_DESCRIPTIONS = {
 }
 
 
-@dataclass(frozen=True)
-class ModelOperatingPoint:
-    threshold: float
-    sensitivity: float | None
-    specificity: float | None
+# The threshold and the figures measured at it: the type ml/ and the web app share.
+ModelOperatingPoint = OperatingPoint
 
 
 def probability_band(probability: float, threshold: float) -> str:

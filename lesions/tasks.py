@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from lesions import analysis
+from lesions.queueing import ANALYSIS_QUEUE
 from lesions.worker import load_analyzer, worker_name
 
 logger = logging.getLogger("lesions.tasks")
@@ -32,7 +33,7 @@ def _load_models_in_solo_worker(sender=None, **_kwargs) -> None:
 def _serves_gpu_queue(consumer_or_worker) -> bool:
     try:
         queues = consumer_or_worker.app.amqp.queues.consume_from
-        return "gpu" in queues
+        return ANALYSIS_QUEUE in queues
     except AttributeError:
         return True
 

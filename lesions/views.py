@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from clinic import audit
@@ -21,7 +22,7 @@ from lesions.forms import (
     StructuresForm,
 )
 from lesions.models import Histopathology
-from lesions.presentation import case_context, lesion_stage_note
+from lesions.presentation import case_context, change_between, lesion_stage_note
 
 IMAGE_KINDS = {"original", "thumbnail", "mask", "overlay", "heatmap"}
 
@@ -51,14 +52,14 @@ def lesion_case(request: HttpRequest, pk: int) -> HttpResponse:
     lesion = selectors.lesion_for(request.user, pk)
     audit.record(request=request, user=request.user, action=AuditEvent.Action.VIEW, obj=lesion,
                  clinic_id=lesion.patient.clinic_id)
-    return render(request, "lesions/case.html", case_context(request, lesion))
+    return render(request, "lesions/case.html", case_context(lesion))
 
 
 def lesion_report(request: HttpRequest, pk: int) -> HttpResponse:
     lesion = selectors.lesion_for(request.user, pk)
     audit.record(request=request, user=request.user, action=AuditEvent.Action.VIEW, obj=lesion,
                  clinic_id=lesion.patient.clinic_id, detail={"page": "report"})
-    return render(request, "lesions/report.html", case_context(request, lesion))
+    return render(request, "lesions/report.html", case_context(lesion))
 
 
 @require_POST
@@ -66,7 +67,7 @@ def capture_upload(request: HttpRequest, pk: int) -> HttpResponse:
     lesion = selectors.lesion_for(request.user, pk)
     form = CaptureUploadForm(request.POST, request.FILES)
     if not form.is_valid():
-        return render(request, "lesions/case.html", case_context(request, lesion, upload_form=form), status=400)
+        return render(request, "lesions/case.html", case_context(lesion, upload_form=form), status=400)
     saved, errors = 0, []
     for upload in form.cleaned_data["images"]:
         try:
@@ -83,7 +84,7 @@ def capture_upload(request: HttpRequest, pk: int) -> HttpResponse:
     if errors:
         for error in errors:
             form.add_error("images", error)
-        return render(request, "lesions/case.html", case_context(request, lesion, upload_form=form), status=400)
+        return render(request, "lesions/case.html", case_context(lesion, upload_form=form), status=400)
     return redirect("lesion_case", pk=lesion.pk)
 
 
@@ -127,7 +128,7 @@ def lesion_assessment(request: HttpRequest, pk: int) -> HttpResponse:
         services.lesion_update(request=request, user=request.user, lesion=lesion, changed=form.changed_data)
         messages.success(request, "Assessment saved.")
         return redirect("lesion_case", pk=lesion.pk)
-    return render(request, "lesions/case.html", case_context(request, lesion, assessment_form=form), status=400)
+    return render(request, "lesions/case.html", case_context(lesion, assessment_form=form), status=400)
 
 
 @require_POST
@@ -140,7 +141,7 @@ def lesion_histopathology(request: HttpRequest, pk: int) -> HttpResponse:
                                        changed=form.changed_data)
         messages.success(request, "Histopathology saved. " + lesion_stage_note(lesion).splitlines()[0])
         return redirect("lesion_case", pk=lesion.pk)
-    return render(request, "lesions/case.html", case_context(request, lesion, histopathology_form=form), status=400)
+    return render(request, "lesions/case.html", case_context(lesion, histopathology_form=form), status=400)
 
 
 @require_GET
@@ -161,8 +162,8 @@ def capture_image(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
     elif kind == "thumbnail":
         name = capture.thumbnail.name
     else:
-        analysis = capture.analyses.filter(status="done").order_by("-finished_at", "-id").first()
-        field = getattr(analysis, kind, None) if analysis else None
+        analysis = selectors.current_analysis(capture)
+        field = getattr(analysis, kind, None) if analysis and analysis.is_done else None
         if not field:
             raise Http404
         name = field.name
@@ -182,7 +183,7 @@ def capture_image(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
 
 def lesion_compare(request: HttpRequest, pk: int) -> HttpResponse:
     lesion = selectors.lesion_for(request.user, pk)
-    context = case_context(request, lesion)
+    context = case_context(lesion)
     rows = context["rows"]
     ids = [int(x) for x in (request.GET.get("a"), request.GET.get("b")) if x and x.isdigit()]
     chosen = [r for r in rows if r.capture.pk in ids]
@@ -190,15 +191,11 @@ def lesion_compare(request: HttpRequest, pk: int) -> HttpResponse:
         chosen = rows[-2:]
     context["pair"] = chosen
     if len(chosen) == 2:
-        from lesions.presentation import change_between
-
         context["pair_change"] = change_between(chosen[0], chosen[1])
     return render(request, "lesions/compare.html", context)
 
 
 def _case_url(lesion_id: int) -> str:
-    from django.urls import reverse
-
     return reverse("lesion_case", args=[lesion_id])
 
 

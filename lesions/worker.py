@@ -22,10 +22,16 @@ _analyzer: Analyzer | None = None
 def load_analyzer() -> Analyzer:
     global _analyzer
     if _analyzer is None:
-        from ml.inference import Analyzer
+        # The one way from the web side's code into TensorFlow, taken in worker processes only
+        # (import-linter's contracts in pyproject.toml keep it so).
+        from ml.inference import Analyzer, ModelFileMismatch  # noqa: PLC0415
 
-        _analyzer = Analyzer(settings.ML_MODELS_DIR,
-                             mixed_precision=os.environ.get("ML_MIXED_PRECISION", "") == "1")
+        try:
+            _analyzer = Analyzer(settings.ML_MODELS_DIR,
+                                 mixed_precision=os.environ.get("ML_MIXED_PRECISION", "") == "1")
+        except ModelFileMismatch as exc:
+            logger.critical("refusing to load the models in %s: %s", settings.ML_MODELS_DIR, exc)
+            raise
         logger.info("models loaded version=%s device=%s segmenter=%s classifier=%s pid=%s",
                     _analyzer.version, _analyzer.device, *_analyzer.names, os.getpid())
     return _analyzer

@@ -5,7 +5,7 @@ colour jitter as an option. Geometric transforms are applied to image and mask *
 from __future__ import annotations
 
 import keras
-from keras import layers
+from keras import layers, ops
 
 
 def build_geometric_augmenter(*, rotation_degrees: float = 40.0, shift: float = 0.1, zoom: float = 0.1,
@@ -28,8 +28,6 @@ def build_colour_jitter(*, brightness: float = 0.1, contrast: float = 0.15,
 
 def augment_pair(image, mask, geometric: keras.Sequential, colour: keras.Sequential | None = None):
     """Augment an image batch (float 0..255, N×H×W×3) and its mask batch (N×H×W×1, 0/1) jointly."""
-    from keras import ops
-
     stacked = ops.concatenate([ops.cast(image, "float32"), ops.cast(mask, "float32") * 255.0], axis=-1)
     stacked = geometric(stacked, training=True)
     out_image = ops.clip(stacked[..., :3], 0.0, 255.0)

@@ -7,6 +7,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ml.data import read_dataset, select
+from ml.defaults import SENSITIVITY_TARGET
 from ml.metrics import classification_scores, segmentation_scores, threshold_for_sensitivity
 from ml.postprocess import clean_mask
 from ml.preprocessing import load_mask, load_rgb
@@ -56,7 +57,8 @@ def evaluate_baseline(data: str, limit: int | None = None) -> dict:
         sets[split] = (np.array(feats), np.array(labels), truths, preds)
     model = make_pipeline(StandardScaler(), LogisticRegression(class_weight="balanced", max_iter=2000))
     model.fit(sets["train"][0], sets["train"][1])
-    threshold = threshold_for_sensitivity(sets["val"][1], model.predict_proba(sets["val"][0])[:, 1], 0.90)
+    threshold = threshold_for_sensitivity(sets["val"][1], model.predict_proba(sets["val"][0])[:, 1],
+                                          SENSITIVITY_TARGET)
     x_test, y_test, truths, preds = sets["test"]
     return {
         "data": data, "split": "test", "models": "otsu + logistic regression on colour",

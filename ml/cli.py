@@ -1,25 +1,57 @@
-"""``python -m ml <command>``: training, evaluation, prediction and benchmarks."""
+"""``python -m ml <command>``: training, evaluation, calibration, prediction, benchmarks and the
+model card. Each command parses its arguments, calls one library function and prints; the
+logic lives in ml.training, ml.evaluation, ml.calibration, ml.baseline, ml.experiment,
+ml.bench and ml.model_card."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
 
-DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "lesions-dev"
-DEFAULT_WEIGHTS = DEFAULT_DATA.parent / "weights" / "mobilenet_2_5_224_tf_no_top.h5"
-DEFAULT_RUNS = Path(__file__).resolve().parent.parent / "var" / "runs"
+from ml import model_card
+from ml.baseline import evaluate_baseline
+from ml.bench import bench_inference
+from ml.calibration import calibrate, set_classifier_tta
+from ml.defaults import BATCH_SIZE, BENCH_DIR, DATA_DIR, EVAL_DIR, MODELS_DIR, RUNS_DIR, SENSITIVITY_TARGET, WEIGHTS_FILE
+from ml.evaluation import evaluate, predict_images, record_test_metrics, summary_table
+from ml.experiment import run_segmentation_experiment
+from ml.training import (
+    ClassifierConfig,
+    SegmenterConfig,
+    default_backbone_weights,
+    ship_run,
+    train_classifier,
+    train_segmenter,
+)
 
 
-def _quiet_tensorflow() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def _shared_arguments() -> dict[str, argparse.ArgumentParser]:
+    """Arguments several commands take, defined once (argparse parent parsers)."""
+    models = argparse.ArgumentParser(add_help=False)
+    models.add_argument("--models", default=str(MODELS_DIR), help="folder of the models (default: the shipped ones)")
+    batch = argparse.ArgumentParser(add_help=False)
+    batch.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="images per model call")
+    data = argparse.ArgumentParser(add_help=False)
+    data.add_argument("--data", required=True, help="data set folder (ISIC or shared layout)")
+    limit = argparse.ArgumentParser(add_help=False)
+    limit.add_argument("--limit", type=int, help="use at most N images per split (smoke runs)")
+    return {"models": models, "batch": batch, "data": data, "limit": limit}
 
 
-def _add_train_segmenter(sub) -> None:
-    p = sub.add_parser("train-segmenter", help="train the U-Net from scratch (resumes from checkpoints)")
-    p.add_argument("--data", default=str(DEFAULT_DATA))
-    p.add_argument("--out", default=str(DEFAULT_RUNS / "segmenter"))
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m ml", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    shared = _shared_arguments()
+    models, batch, data, limit = shared["models"], shared["batch"], shared["data"], shared["limit"]
+
+    p = sub.add_parser("train-segmenter", help="train the U-Net from scratch (resumes from checkpoints)",
+                       parents=[limit])
+    p.set_defaults(handler=run_train_segmenter)
+    p.add_argument("--data", default=str(DATA_DIR))
+    p.add_argument("--out", default=str(RUNS_DIR / "segmenter"))
     p.add_argument("--preset", choices=["default", "report"], default="default",
                    help="'report' uses the report's 64x80 input")
     p.add_argument("--size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"))
@@ -29,17 +61,16 @@ def _add_train_segmenter(sub) -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--learning-rate", type=float, default=1e-3)
     p.add_argument("--colour-jitter", action="store_true")
-    p.add_argument("--limit", type=int, help="use at most N images per split (smoke runs)")
     p.add_argument("--resume-learning-rate", type=float, help="when resuming, continue with this learning rate")
 
-
-def _add_train_classifier(sub) -> None:
-    p = sub.add_parser("train-classifier", help="fine-tune a melanoma classifier (resumes from checkpoints)")
-    p.add_argument("--data", default=str(DEFAULT_DATA))
-    p.add_argument("--out", default=str(DEFAULT_RUNS / "classifier"))
+    p = sub.add_parser("train-classifier", help="fine-tune a melanoma classifier (resumes from checkpoints)",
+                       parents=[limit])
+    p.set_defaults(handler=run_train_classifier)
+    p.add_argument("--data", default=str(DATA_DIR))
+    p.add_argument("--out", default=str(RUNS_DIR / "classifier"))
     p.add_argument("--backbone", default="mobilenet", choices=["mobilenet", "mobilenet_v2", "vgg16", "inception_v3"])
     p.add_argument("--weights", help="local ImageNet weights file (.h5) for the backbone; "
-                   f"default for mobilenet: {DEFAULT_WEIGHTS} when present")
+                   f"default for mobilenet: {WEIGHTS_FILE} when present")
     p.add_argument("--no-weights", action="store_true", help="train the backbone from scratch")
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--epochs", type=int, default=20)
@@ -49,23 +80,60 @@ def _add_train_classifier(sub) -> None:
     p.add_argument("--variant", default="image", choices=["image", "gt_mask", "pred_mask"])
     p.add_argument("--segmenter", help="segmenter .keras for --variant pred_mask")
     p.add_argument("--no-colour-jitter", action="store_true")
-    p.add_argument("--limit", type=int)
 
+    p = sub.add_parser("predict", help="segment and classify images with the shipped models", parents=[models, batch])
+    p.set_defaults(handler=run_predict)
+    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER")
+    p.add_argument("--out", required=True)
+    p.add_argument("--no-overlay", action="store_true", help="skip the overlay images (faster)")
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m ml", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    _add_train_segmenter(sub)
-    _add_train_classifier(sub)
-    from ml import cli_eval
+    p = sub.add_parser("evaluate", help="score the models on a dataset folder (shared layout)",
+                       parents=[data, models, batch, limit])
+    p.set_defaults(handler=run_evaluate)
+    p.add_argument("--split", default="test", help="split name, or 'all'")
+    p.add_argument("--out", default=str(EVAL_DIR))
+    p.add_argument("--record", action="store_true",
+                   help="store the metrics in the models' JSON files (the stage note quotes them)")
 
-    cli_eval.add_commands(sub)
+    p = sub.add_parser("calibrate", help="choose the operating threshold on a split (sensitivity target) and "
+                       "record it in the shipped classifier's JSON (the threshold's source of truth)",
+                       parents=[data, models, batch])
+    p.set_defaults(handler=run_calibrate)
+    p.add_argument("--split", default="val")
+    p.add_argument("--sensitivity", type=float, default=SENSITIVITY_TARGET)
+    p.add_argument("--tta", choices=["on", "off"], help="also switch the classifier's test-time flip averaging")
+
+    p = sub.add_parser("baseline", help="classical floor: Otsu segmentation + logistic regression on colour",
+                       parents=[data, limit])
+    p.set_defaults(handler=run_baseline)
+    p.add_argument("--out", default=str(EVAL_DIR / "baseline"))
+
+    p = sub.add_parser("experiment", help="the report's experiment: unaltered vs GT-segmented vs auto-segmented",
+                       parents=[data, limit])
+    p.set_defaults(handler=run_experiment)
+    p.add_argument("--out", default=str(RUNS_DIR / "experiment"))
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--size", type=int, default=160)
+    p.add_argument("--segmenter", default=str(MODELS_DIR / "segmenter.keras"))
+    p.add_argument("--weights", help="local ImageNet weights for the backbone")
+
+    p = sub.add_parser("bench-inference", help="per-stage latency at batch sizes 1, 8 and 32", parents=[models])
+    p.set_defaults(handler=run_bench_inference)
+    p.add_argument("--out", default=str(BENCH_DIR / "inference.json"))
+    p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32])
+
+    p = sub.add_parser("ship", help="copy a training run's export into ml/models (the default models)",
+                       parents=[models])
+    p.set_defaults(handler=run_ship)
+    p.add_argument("run_dir")
+
+    p = sub.add_parser("model-card", help="refresh ml/MODEL_CARD.md's numbers from the files the commands wrote")
+    p.set_defaults(handler=run_model_card)
     return parser
 
 
 def run_train_segmenter(args: argparse.Namespace) -> int:
-    from ml.training import SegmenterConfig, train_segmenter
-
     height, width = args.size or ((64, 80) if args.preset == "report" else (128, 128))
     path = train_segmenter(SegmenterConfig(
         data=args.data, out=args.out, height=height, width=width, base_filters=args.base_filters,
@@ -77,11 +145,7 @@ def run_train_segmenter(args: argparse.Namespace) -> int:
 
 
 def run_train_classifier(args: argparse.Namespace) -> int:
-    from ml.training import ClassifierConfig, train_classifier
-
-    weights = None if args.no_weights else args.weights
-    if weights is None and not args.no_weights and args.backbone == "mobilenet" and DEFAULT_WEIGHTS.is_file():
-        weights = str(DEFAULT_WEIGHTS)
+    weights = None if args.no_weights else (args.weights or default_backbone_weights(args.backbone))
     path = train_classifier(ClassifierConfig(
         data=args.data, out=args.out, backbone=args.backbone, weights=weights, size=args.size,
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
@@ -91,15 +155,87 @@ def run_train_classifier(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    _quiet_tensorflow()
-    args = build_parser().parse_args(argv)
-    handlers = {"train-segmenter": run_train_segmenter, "train-classifier": run_train_classifier}
-    if args.command in handlers:
-        return handlers[args.command](args)
-    from ml import cli_eval
+def run_predict(args: argparse.Namespace) -> int:
+    try:
+        run = predict_images(args.inputs, Path(args.out), models=args.models, batch_size=args.batch_size,
+                             overlays=not args.no_overlay)
+    except FileNotFoundError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    print(f"\n{run.predicted} image(s) predicted in {run.elapsed_s:.1f} s "
+          f"({run.elapsed_s / max(run.predicted, 1) * 1000:.0f} ms/image) with models {run.models} on {run.device}; "
+          f"results in {args.out}")
+    for path, reason in run.failures:
+        print(f"  skipped {path}: {reason}", file=sys.stderr)
+    return 0 if not run.failures else 1
 
-    return cli_eval.run(args)
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    try:
+        results = evaluate(args.data, split=None if args.split == "all" else args.split, models=args.models, out=out,
+                           limit=args.limit, batch_size=args.batch_size)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    print("\n" + summary_table(results))
+    if args.record:
+        for path in record_test_metrics(Path(args.models), results):
+            print(f"recorded test metrics in {path}")
+    print(f"\nreport: {out / 'report.md'}")
+    return 0
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    if args.tta:
+        set_classifier_tta(Path(args.models), args.tta == "on")
+    result = calibrate(args.data, models=Path(args.models), split=args.split, sensitivity=args.sensitivity,
+                       batch_size=args.batch_size)
+    scores = result.scores
+    print(f"threshold {result.threshold:.4f} on {result.split}: AUC {scores['roc_auc']:.4f}, sensitivity "
+          f"{scores['sensitivity']:.3f}, specificity {scores['specificity']:.3f} (tta={result.tta})")
+    return 0
+
+
+def run_baseline(args: argparse.Namespace) -> int:
+    results = evaluate_baseline(args.data, limit=args.limit)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(results, indent=2))
+    print("\n" + summary_table(results))
+    print(f"\nwritten {out / 'metrics.json'}")
+    return 0
+
+
+def run_experiment(args: argparse.Namespace) -> int:
+    print(run_segmentation_experiment(data=args.data, out=Path(args.out), epochs=args.epochs, size=args.size,
+                                      segmenter=args.segmenter, weights=args.weights, limit=args.limit))
+    return 0
+
+
+def run_bench_inference(args: argparse.Namespace) -> int:
+    bench_inference(models=args.models, out=Path(args.out), repeats=args.repeats, batch_sizes=args.batch_sizes)
+    return 0
+
+
+def run_ship(args: argparse.Namespace) -> int:
+    shipped = ship_run(Path(args.run_dir), Path(args.models))
+    if not shipped:
+        print(f"nothing exported under {Path(args.run_dir) / 'export'}", file=sys.stderr)
+        return 2
+    print(f"shipped {', '.join(shipped)} to {args.models}")
+    return 0
+
+
+def run_model_card(args: argparse.Namespace) -> int:
+    print("refreshed:", ", ".join(model_card.refresh()) or "nothing")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = build_parser().parse_args(argv)
+    return args.handler(args)
 
 
 if __name__ == "__main__":

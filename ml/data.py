@@ -16,6 +16,9 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
@@ -130,3 +133,39 @@ def list_images(paths: list[str | Path]) -> list[Path]:
         else:
             raise FileNotFoundError(f"no such image or folder: {path}")
     return found
+
+
+def difference_hash(image_path: str | Path, size: int = 16) -> int:
+    """A size×size-bit difference hash (dHash): compares neighbouring pixels of a small grey thumbnail, so
+    re-encoded, rescaled or slightly recoloured copies of an image hash alike."""
+    with Image.open(image_path) as img:
+        grey = np.asarray(img.convert("L").resize((size + 1, size), Image.LANCZOS), dtype=np.int16)
+    bits = (grey[:, 1:] > grey[:, :-1]).ravel()
+    return int("".join("1" if b else "0" for b in bits), 2)
+
+
+def keep_near_duplicates_together(samples: list[Sample], max_distance: int = 20) -> tuple[list[Sample], list[tuple]]:
+    """Images without a lesion id (ISIC 2016/2017) can hold near-duplicate pairs across splits. Each
+    pair found by perceptual hash (Hamming distance <= ``max_distance`` of 256 bits: on the shared
+    data pairs up to 19 were the same lesion, recoloured or re-cropped, and 25 and above were
+    different lesions) is put in one split: the
+    earlier split in train < val < test order, so no evaluation image has a twin in training.
+    Returns the samples (splits moved) and the pairs moved as (moved id, kept id, distance)."""
+    order = {"train": 0, "val": 1, "test": 2}
+    candidates = [s for s in samples if s.lesion_id == s.image_id]  # no lesion id recorded
+    hashes = {s.image_id: difference_hash(s.image_path) for s in candidates}
+    by_id = {s.image_id: s for s in samples}
+    moved: list[tuple] = []
+    for i, a in enumerate(candidates):
+        for b in candidates[i + 1:]:
+            distance = bin(hashes[a.image_id] ^ hashes[b.image_id]).count("1")
+            if distance > max_distance:
+                continue
+            sa, sb = by_id[a.image_id], by_id[b.image_id]
+            if sa.split == sb.split:
+                continue
+            keep, move = (sa, sb) if order.get(sa.split, 3) <= order.get(sb.split, 3) else (sb, sa)
+            by_id[move.image_id] = Sample(move.image_id, move.image_path, move.mask_path, move.melanoma,
+                                          move.lesion_id, keep.split)
+            moved.append((move.image_id, keep.image_id, distance))
+    return [by_id[s.image_id] for s in samples], moved

@@ -10,8 +10,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from PIL import Image
 from scipy import ndimage
 from scipy.spatial import ConvexHull
+
+from ml.contracts import FeatureRecord
 
 # Reference RGB values for the six dermoscopic colours, from Kasmi R. & Mokrani K.,
 # "Classification of malignant melanoma and benign skin lesions: implementation of automatic
@@ -31,7 +34,6 @@ AXIS_ASYMMETRY_THRESHOLD = 0.08
 # A colour counts as present when at least this share of lesion pixels is nearest to it.
 COLOUR_PRESENCE_FRACTION = 0.05
 
-TDS_BANDS = ((4.75, "benign"), (5.45, "suspicious"), (float("inf"), "highly suspicious"))
 
 
 @dataclass(frozen=True)
@@ -220,8 +222,6 @@ WORKING_SIDE = 256
 def lesion_working_copy(image: np.ndarray, mask: np.ndarray, max_side: int = WORKING_SIDE
                         ) -> tuple[np.ndarray, np.ndarray]:
     """The lesion's bounding box with a margin for the border profile, downscaled if large."""
-    from PIL import Image
-
     ys, xs = np.nonzero(mask)
     if len(ys) == 0:
         return image, mask
@@ -238,8 +238,8 @@ def lesion_working_copy(image: np.ndarray, mask: np.ndarray, max_side: int = WOR
     return small_image, small_mask.astype(np.uint8)
 
 
-def measure(image: np.ndarray, mask: np.ndarray, mm_per_pixel: float | None = None) -> dict:
-    """All automatic ABCD features as a JSON-ready dict."""
+def measure(image: np.ndarray, mask: np.ndarray, mm_per_pixel: float | None = None) -> FeatureRecord:
+    """All automatic ABCD features as a JSON-ready feature record."""
     work_image, work_mask = lesion_working_copy(image, mask)
     return {
         "asymmetry": asdict(asymmetry(work_mask)),

@@ -7,7 +7,7 @@ resizes, so training and inference cannot drift apart.
 
 from __future__ import annotations
 
-import json
+import hashlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -15,28 +15,36 @@ from pathlib import Path
 
 import numpy as np
 
+from ml.contracts import DEFAULT_MODELS_DIR, FeatureRecord, ModelsMissing, read_model_manifest
 from ml.features import measure
-from ml.postprocess import heatmap_overlay, overlay_outline, postprocess_mask
-from ml.preprocessing import apply_mask, resize_image
+from ml.postprocess import heatmap_overlay, overlay_outline, postprocess_mask, resize_probability
+from ml.preprocessing import apply_mask, center_crop_box, crop_resize, lesion_crop_box, resize_image, shades_of_gray
+from ml.score_calibration import PlattScaling
 
-DEFAULT_MODELS_DIR = Path(__file__).resolve().parent / "models"
+__all__ = ["DEFAULT_MODELS_DIR", "Analyzer", "ImageAnalysis", "ModelsMissing", "read_manifest"]
 
 
-class ModelsMissing(RuntimeError):
-    pass
+class ModelFileMismatch(RuntimeError):
+    """A model file whose SHA-256 differs from its manifest: a broken copy or a file swapped by hand."""
+
+
+def verify_model_file(models_dir: Path, meta: dict) -> Path:
+    """The model file named by ``meta``, after checking its SHA-256 against the manifest."""
+    path = models_dir / meta["file"]
+    expected = meta.get("sha256")
+    if not expected:
+        raise ModelFileMismatch(f"{path.name}: the manifest records no sha256; refusing to load an unverified model")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != expected:
+        raise ModelFileMismatch(f"{path.name}: sha256 {digest} does not match the manifest's {expected}; "
+                                "refusing to load it (re-ship the model or restore the file)")
+    return path
 
 
 def read_manifest(models_dir: str | Path = DEFAULT_MODELS_DIR) -> dict:
-    """The shipped models' metadata, readable without TensorFlow (the web process uses it)."""
-    models_dir = Path(models_dir)
-    meta = {}
-    for kind in ("segmenter", "classifier"):
-        path = models_dir / f"{kind}.json"
-        if not path.is_file():
-            raise ModelsMissing(f"no {kind} model metadata at {path}")
-        meta[kind] = json.loads(path.read_text())
-    meta["version"] = f"seg-{meta['segmenter']['version']}+cls-{meta['classifier']['version']}"
-    return meta
+    """The shipped models' metadata as plain dicts (kept for callers of this API); the typed
+    reader is ml.contracts.read_model_manifest, which the web process uses."""
+    return read_model_manifest(models_dir).as_dict()
 
 
 @dataclass
@@ -45,7 +53,7 @@ class ImageAnalysis:
     probability: float
     overlay: np.ndarray  # H×W×3 uint8, outline drawn
     heatmap: np.ndarray | None  # H×W×3 uint8, class activation map blended over the image
-    features: dict
+    features: FeatureRecord | dict  # empty when no lesion was found or features were not asked for
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -67,22 +75,30 @@ class Analyzer:
         import tensorflow as tf
 
         _configure_threads()
-        self.manifest = read_manifest(models_dir)
+        self.model_manifest = read_model_manifest(models_dir)
+        self.manifest = self.model_manifest.as_dict()
         models_dir = Path(models_dir)
         gpus = tf.config.list_physical_devices("GPU")
         self.device = "GPU" if gpus else "CPU"
         if mixed_precision and gpus:
             keras.mixed_precision.set_global_policy("mixed_float16")
-        self.segmenter = keras.saving.load_model(models_dir / self.manifest["segmenter"]["file"], compile=False)
-        self.classifier = keras.saving.load_model(models_dir / self.manifest["classifier"]["file"], compile=False)
+        self.segmenter = keras.saving.load_model(verify_model_file(models_dir, self.manifest["segmenter"]),
+                                                 compile=False)
+        self.classifier = keras.saving.load_model(verify_model_file(models_dir, self.manifest["classifier"]),
+                                                  compile=False)
+        cls = self.manifest["classifier"]
         self.seg_size = tuple(self.manifest["segmenter"]["input_shape"][:2])
         self.seg_crop = bool(self.manifest["segmenter"].get("crop", False))
-        self.cls_size = tuple(self.manifest["classifier"]["input_shape"][:2])
-        self.threshold = float(self.manifest["classifier"]["threshold"])
-        self.variant = self.manifest["classifier"].get("variant", "image")
+        self.cls_size = tuple(cls["input_shape"][:2])
+        self.threshold = self.model_manifest.classifier.threshold
+        self.variant = cls.get("variant", "image")
+        # How the classifier's input is prepared (lesion-centred crop, colour constancy), as trained.
+        self.cls_input = cls.get("input") or {}
+        self.calibrator = PlattScaling.from_dict(cls.get("calibrator"))
+        self.calibrated = bool(cls.get("calibrated", False))
         # Test-time augmentation: average the classifier over flips of the input when the
         # shipped metadata asks for it (the threshold was calibrated the same way).
-        self.tta = bool(self.manifest["classifier"].get("tta", False))
+        self.tta = cls.get("tta", False)
         self.seg_tta = bool(self.manifest["segmenter"].get("tta", False))
         self._segment = tf.function(lambda x: self.segmenter(x, training=False), reduce_retracing=True)
         self._classify_with_cam = tf.function(self._classify_and_cam, reduce_retracing=True)
@@ -126,16 +142,38 @@ class Analyzer:
             probs = self._segment(batch).numpy()
         return [postprocess_mask(p, img.shape[:2]) for p, img in zip(probs, images)]
 
-    def classify_batch(self, images: list[np.ndarray], masks: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def classifier_boxes(self, images: list[np.ndarray], masks: list[np.ndarray]) -> list[tuple[int, int, int, int]]:
+        """The (left, top, right, bottom) region of each image the classifier sees."""
+        if self.cls_input.get("crop") == "lesion":
+            return [lesion_crop_box(m, float(self.cls_input.get("margin", 0.25))) for m in masks]
+        aspect = self.cls_size[1] / self.cls_size[0]
+        return [center_crop_box(img.shape[1], img.shape[0], aspect) for img in images]
+
+    def classify_batch(self, images: list[np.ndarray], masks: list[np.ndarray], *,
+                       calibrated: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Melanoma outputs (calibrated when the manifest carries a calibrator, unless
+        ``calibrated=False``, which fitting the calibrator needs) and CAMs on each box."""
         if self.variant != "image":
             images = [apply_mask(img, m) for img, m in zip(images, masks)]
-        batch = np.stack([resize_image(img, self.cls_size, crop=True) for img in images]).astype(np.float32)
-        if self.tta:
+        if self.cls_input.get("colour_constancy"):
+            images = [shades_of_gray(img) for img in images]
+        boxes = self.classifier_boxes(images, masks)
+        batch = np.stack([crop_resize(img, box, self.cls_size) for img, box in zip(images, boxes)]).astype(np.float32)
+        n = len(images)
+        if self.tta == "flip4":
+            prob, cam = self._classify_with_cam(np.concatenate(
+                [batch, batch[:, :, ::-1], batch[:, ::-1], batch[:, ::-1, ::-1]]))
+            prob, cam = prob.numpy().astype(float).reshape(4, n).mean(axis=0), cam.numpy()[:n]
+        elif self.tta:
             prob, cam = self._classify_with_cam(np.concatenate([batch, batch[:, :, ::-1]]))
             prob, cam = prob.numpy().astype(float), cam.numpy()
-            return (prob[: len(images)] + prob[len(images):]) / 2, cam[: len(images)]
-        prob, cam = self._classify_with_cam(batch)
-        return prob.numpy().astype(float), cam.numpy()
+            prob, cam = (prob[:n] + prob[n:]) / 2, cam[:n]
+        else:
+            prob, cam = self._classify_with_cam(batch)
+            prob, cam = prob.numpy().astype(float), cam.numpy()
+        if calibrated and self.calibrator is not None:
+            prob = self.calibrator.apply(prob)
+        return prob, cam
 
     def analyze_batch(self, images: list[np.ndarray], mm_per_pixel: list[float | None] | None = None,
                       *, features: bool = True, heatmaps: bool = True) -> list[ImageAnalysis]:
@@ -144,14 +182,15 @@ class Analyzer:
         masks = self.segment_batch(images)
         t1 = time.perf_counter()
         probs, cams = self.classify_batch(images, masks)
+        boxes = self.classifier_boxes(images, masks)
         t2 = time.perf_counter()
         results = []
-        for img, mask, prob, cam, mm in zip(images, masks, probs, cams, spacing):
+        for img, mask, prob, cam, mm, box in zip(images, masks, probs, cams, spacing, boxes):
             f0 = time.perf_counter()
             feats = measure(img, mask, mm) if features and mask.any() else {}
             f1 = time.perf_counter()
             overlay = overlay_outline(img, mask)
-            heat = heatmap_overlay(img, _uncrop_cam(cam, img.shape[:2], self.cls_size)) if heatmaps else None
+            heat = heatmap_overlay(img, _uncrop_cam(cam, img.shape[:2], box)) if heatmaps else None
             f2 = time.perf_counter()
             results.append(ImageAnalysis(mask=mask, probability=float(prob), overlay=overlay, heatmap=heat,
                                          features=feats, timings={
@@ -164,13 +203,10 @@ class Analyzer:
         return self.analyze_batch([image], [mm_per_pixel])[0]
 
 
-def _uncrop_cam(cam: np.ndarray, image_size: tuple[int, int], model_size: tuple[int, int]) -> np.ndarray:
-    """Place a CAM computed on the centre crop back onto the full image (zeros outside the crop)."""
-    from ml.postprocess import resize_probability
-    from ml.preprocessing import center_crop_box
-
+def _uncrop_cam(cam: np.ndarray, image_size: tuple[int, int], box: tuple[int, int, int, int]) -> np.ndarray:
+    """Place a CAM computed on the classifier's box back onto the full image (zeros outside it)."""
     height, width = image_size
-    left, top, right, bottom = center_crop_box(width, height, model_size[1] / model_size[0])
+    left, top, right, bottom = box
     full = np.zeros((height, width), np.float32)
     full[top:bottom, left:right] = resize_probability(cam, (bottom - top, right - left))
     return full

@@ -121,3 +121,24 @@ def reliability_curve(labels: np.ndarray, probs: np.ndarray, bins: int = 10) -> 
             out.append({"bin_low": float(lo), "bin_high": float(hi), "count": int(inside.sum()),
                         "mean_predicted": float(probs[inside].mean()), "fraction_positive": float(labels[inside].mean())})
     return out
+
+
+def bootstrap_intervals(labels: np.ndarray, probs: np.ndarray, threshold: float, *, resamples: int = 2000,
+                        seed: int = 0, level: float = 0.95) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap confidence intervals (images resampled with replacement) for ROC AUC,
+    and sensitivity and specificity at ``threshold``."""
+    from sklearn.metrics import roc_auc_score
+
+    labels, probs = np.asarray(labels).astype(int), np.asarray(probs, dtype=float)
+    rng = np.random.default_rng(seed)
+    draws: dict[str, list[float]] = {"roc_auc": [], "sensitivity": [], "specificity": []}
+    for _ in range(resamples):
+        pick = rng.integers(0, len(labels), len(labels))
+        y, p = labels[pick], probs[pick]
+        if y.min() == y.max():
+            continue
+        draws["roc_auc"].append(roc_auc_score(y, p))
+        draws["sensitivity"].append(float(np.mean(p[y == 1] >= threshold)))
+        draws["specificity"].append(float(np.mean(p[y == 0] < threshold)))
+    tail = (1 - level) / 2 * 100
+    return {k: (float(np.percentile(v, tail)), float(np.percentile(v, 100 - tail))) for k, v in draws.items()}

@@ -1,6 +1,7 @@
 """Refresh the numbers in ml/MODEL_CARD.md from the files the commands wrote, so the card never
 quotes a number that no command produced. Sections between <!-- NAME:START --> and
-<!-- NAME:END --> markers are replaced; a missing source leaves its section as it was."""
+<!-- NAME:END --> markers are replaced; a missing source leaves its section as it was.
+Run as ``python -m ml model-card``."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import json
 import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from ml.contracts import read_model_manifest
+from ml.defaults import BENCH_DIR, EVAL_DIR, MODELS_DIR, RUNS_DIR
+
 CARD = Path(__file__).resolve().parent / "MODEL_CARD.md"
 
 
@@ -66,27 +69,23 @@ def speed_section(bench: dict) -> str:
 def refresh(card: Path = CARD) -> list[str]:
     text = card.read_text()
     updated = []
-    models = ROOT / "ml" / "models"
-    seg = json.loads((models / "segmenter.json").read_text()).get("test_metrics")
-    cls = json.loads((models / "classifier.json").read_text()).get("test_metrics")
+    manifest = read_model_manifest(MODELS_DIR)
+    seg, cls = manifest.segmenter.test_metrics, manifest.classifier.test_metrics
     if seg and cls:
         text = _replace(text, "RESULTS", results_section(seg, cls))
         updated.append("results")
-        baseline = ROOT / "var" / "eval" / "baseline" / "metrics.json"
+        baseline = EVAL_DIR / "baseline" / "metrics.json"
         if baseline.is_file():
             text = _replace(text, "BASELINE", baseline_section(json.loads(baseline.read_text()), seg, cls))
             updated.append("baseline")
-    experiment = ROOT / "var" / "runs" / "experiment" / "results.md"
+    experiment = RUNS_DIR / "experiment" / "results.md"
     if experiment.is_file():
         text = _replace(text, "EXPERIMENT", experiment.read_text())
         updated.append("experiment")
-    bench = ROOT / "bench-results" / "inference.json"
+    bench = BENCH_DIR / "inference.json"
     if bench.is_file():
         text = _replace(text, "SPEED", speed_section(json.loads(bench.read_text())))
         updated.append("speed")
     card.write_text(text)
     return updated
 
-
-if __name__ == "__main__":
-    print("refreshed:", ", ".join(refresh()) or "nothing")

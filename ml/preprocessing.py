@@ -74,3 +74,38 @@ def channel_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         count += len(chunk)
     mean = total / max(count, 1)
     return mean, np.maximum(total_sq / max(count, 1) - mean**2, 1e-6)
+
+
+def lesion_crop_box(mask: np.ndarray, margin: float = 0.25) -> tuple[int, int, int, int]:
+    """A square (left, top, right, bottom) box around the mask's lesion, ``margin`` of its size on
+    each side, kept inside the image. Challenge winners cropped to the lesion this way rather than
+    blacking out the background (the report's segment-then-classify experiment). An empty mask
+    gives the largest centred square."""
+    height, width = mask.shape[:2]
+    ys, xs = np.nonzero(mask)
+    if len(ys) == 0:
+        return center_crop_box(width, height, 1.0)
+    top, bottom, left, right = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    side = max(bottom - top, right - left) * (1 + 2 * margin)
+    side = int(round(min(max(side, 16), width, height)))
+    cy, cx = (top + bottom) / 2, (left + right) / 2
+    left = int(round(min(max(cx - side / 2, 0), width - side)))
+    top = int(round(min(max(cy - side / 2, 0), height - side)))
+    return left, top, left + side, top + side
+
+
+def crop_resize(image: np.ndarray, box: tuple[int, int, int, int], size: tuple[int, int]) -> np.ndarray:
+    """``image`` cut to ``box`` = (left, top, right, bottom) and resized to ``size`` = (height, width)."""
+    height, width = size
+    return np.asarray(Image.fromarray(image).crop(box).resize((width, height), Image.BILINEAR))
+
+
+def shades_of_gray(image: np.ndarray, power: float = 6.0) -> np.ndarray:
+    """Shades of Gray colour constancy (Finlayson & Trezzi 2004), as ISIC 2018-2019 winners used
+    against differences between dermoscopes: estimate the illuminant per channel as the Minkowski
+    p-norm mean and scale each channel so that the illuminant becomes grey."""
+    pixels = np.asarray(image, np.float32)
+    illuminant = np.power(np.mean(np.power(pixels, power), axis=(0, 1)), 1.0 / power)
+    illuminant = illuminant / (np.sqrt(np.sum(illuminant**2)) + 1e-6)
+    scaled = pixels / (illuminant * np.sqrt(3.0) + 1e-6)
+    return np.clip(scaled, 0, 255).astype(np.uint8)

@@ -11,7 +11,7 @@ import numpy as np
 from ml.metrics import reliability_curve
 
 
-def _plots(out: Path, labels: np.ndarray, probs: np.ndarray, per_image: list[dict], threshold: float) -> list[str]:
+def _plots(out: Path, labels: np.ndarray, probs: np.ndarray, per_image: list[dict]) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -59,8 +59,7 @@ def write_evaluation_report(out: Path, results: dict, per_image: list[dict], lab
         writer = csv.DictWriter(handle, fieldnames=keys)
         writer.writeheader()
         writer.writerows(per_image)
-    threshold = (results.get("classification") or {}).get("threshold", 0.5)
-    plots = _plots(out, labels, probs, per_image, threshold)
+    plots = _plots(out, labels, probs, per_image)
     lines = [f"# Evaluation: {results['data']} (split {results['split']})", "", f"Models: `{results['models']}`", ""]
     seg = results.get("segmentation")
     if seg:

@@ -11,6 +11,7 @@ import csv
 import hashlib
 import json
 import os
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,8 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from ml.arrays import load_arrays
-from ml.data import read_dataset, select
-from ml.preprocessing import channel_stats
+from ml.data import keep_near_duplicates_together, read_dataset, select
+from ml.defaults import SENSITIVITY_TARGET, WEIGHTS_FILE
+from ml.metrics import threshold_for_sensitivity
+from ml.preprocessing import apply_mask, channel_stats
 
 
 @dataclass
@@ -175,6 +178,22 @@ def _export(model, run_dir: Path, name: str, metadata: dict) -> Path:
     return model_path
 
 
+def default_backbone_weights(backbone: str) -> str | None:
+    """The local ImageNet weights file for the backbone, when there is one (MobileNet only)."""
+    return str(WEIGHTS_FILE) if backbone == "mobilenet" and WEIGHTS_FILE.is_file() else None
+
+
+def ship_run(run_dir: Path, models: Path) -> list[str]:
+    """Copy a training run's export (each .keras with its .json) into the models folder."""
+    export = run_dir / "export"
+    shipped = []
+    for path in sorted(export.glob("*.keras")):
+        shutil.copy(path, models / path.name)
+        shutil.copy(export / f"{path.stem}.json", models / f"{path.stem}.json")
+        shipped.append(path.name)
+    return shipped
+
+
 def train_segmenter(config: SegmenterConfig) -> Path:
     import keras
     import tensorflow as tf
@@ -224,8 +243,6 @@ def train_segmenter(config: SegmenterConfig) -> Path:
 
 
 def masked_arrays(arrays: dict[str, np.ndarray], masks: np.ndarray) -> np.ndarray:
-    from ml.preprocessing import apply_mask
-
     return np.stack([apply_mask(img, m[..., 0]) for img, m in zip(arrays["images"], masks)])
 
 
@@ -268,7 +285,10 @@ def train_classifier(config: ClassifierConfig) -> Path:
     run_dir = Path(config.out)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
-    samples = read_dataset(config.data)
+    # Near-duplicates without a lesion id stay in one split, so val never holds a twin of a training image.
+    samples, moved = keep_near_duplicates_together(read_dataset(config.data))
+    if moved:
+        print(f"kept {len(moved)} near-duplicate pair(s) in one split: {[m[0] for m in moved]}")
     size = (config.size, config.size)
     need_mask = config.variant == "gt_mask" or config.require_mask
     cache = run_dir.parent / "cache"
@@ -305,15 +325,14 @@ def train_classifier(config: ClassifierConfig) -> Path:
 
     model = _fit_with_resume(build, compile_model, run_dir, train_ds, val_ds, epochs=config.epochs,
                              monitor="val_auc", mode="max", class_weight=weights)
-    # The operating threshold is chosen on the validation split: the highest threshold that
-    # still reaches 90% sensitivity, since missing a melanoma costs more than a biopsy.
-    from ml.metrics import threshold_for_sensitivity
-
+    # The first operating threshold is chosen on the validation split (`python -m ml calibrate`
+    # chooses it again for the shipped models, the same way).
     val_prob = model.predict(val_x.astype("float32"), batch_size=64, verbose=0)[:, 0]
-    threshold = threshold_for_sensitivity(val["labels"], val_prob, 0.90)
+    threshold = threshold_for_sensitivity(val["labels"], val_prob, SENSITIVITY_TARGET)
     return _export(model, run_dir, "classifier", {
         "kind": "classifier", "name": model.name, "backbone": config.backbone,
         "input_shape": [config.size, config.size, 3], "crop": True, "variant": config.variant,
-        "threshold": float(threshold), "threshold_rule": "highest threshold with sensitivity >= 0.90 on val",
+        "threshold": float(threshold),
+        "threshold_rule": f"highest threshold with sensitivity >= {SENSITIVITY_TARGET:.2f} on val",
         "train_images": int(len(train_x)), "class_weights": weights, "config": asdict(config),
     })

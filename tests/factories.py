@@ -3,13 +3,13 @@ from __future__ import annotations
 import io
 
 import factory
-import numpy as np
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 from PIL import Image
 
 from clinic.models import Clinic, Membership, Patient
 from lesions.models import Lesion
+from ml.synthetic import synthetic_lesion
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -56,13 +56,9 @@ class LesionFactory(factory.django.DjangoModelFactory):
 
 def lesion_image(size: tuple[int, int] = (160, 120), radius: int = 35, fmt: str = "JPEG",
                  exif: bytes | None = None) -> bytes:
-    """A synthetic dermoscopy-like picture: a dark brown disc on skin-coloured background."""
+    """A synthetic dermoscopy-like picture, encoded: a dark brown disc on skin-coloured background."""
     width, height = size
-    yy, xx = np.mgrid[:height, :width]
-    img = np.zeros((height, width, 3), np.uint8)
-    img[:] = (222, 184, 160)
-    inside = (yy - height / 2) ** 2 + (xx - width / 2) ** 2 < radius**2
-    img[inside] = (95, 55, 35)
+    img = synthetic_lesion(height, width, radius=radius)
     out = io.BytesIO()
     kwargs = {"exif": exif} if exif else {}
     Image.fromarray(img).save(out, format=fmt, **kwargs)

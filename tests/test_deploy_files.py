@@ -11,11 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml  # pinned in requirements-dev.txt: a missing package fails the run, never skips it
 
 from config.healthcheck import probe_host
 
 REPO = Path(__file__).resolve().parents[1]
-yaml = pytest.importorskip("yaml")
 PRODUCTION_ENV = {"DJANGO_SETTINGS_MODULE": "config.settings.production", "ALLOWED_HOSTS": "testserver",
                   "SECRET_KEY": "a-production-secret-key-that-is-long-and-random-9f8e7d6c5b4a3210zyxwvu"}
 

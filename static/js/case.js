@@ -38,7 +38,7 @@
   function poll() {
     var section = document.getElementById("captures");
     if (!section) { return; }
-    var pending = section.querySelectorAll('.capture[data-status="queued"], .capture[data-status="running"]');
+    var pending = section.querySelectorAll('.capture[data-pending="true"]');
     if (pending.length === 0) { return; }
     fetch(section.dataset.statusUrl, { credentials: "same-origin" })
       .then(function (r) { return r.json(); })
@@ -47,11 +47,13 @@
         data.analyses.forEach(function (a) {
           var card = document.getElementById("capture-" + a.capture_id);
           if (!card || card.dataset.status === a.status) { return; }
+          // Status values, labels and flags come from the server (lesions.selectors.analysis_statuses).
           card.dataset.status = a.status;
+          card.dataset.pending = a.pending ? "true" : "false";
           var label = card.querySelector("[data-role=status]");
-          label.textContent = a.status.charAt(0).toUpperCase() + a.status.slice(1);
+          label.textContent = a.label;
           label.className = "status status-" + a.status;
-          if (a.status === "done" || a.status === "failed") { updates.push(refreshCard(a.capture_id)); }
+          if (a.finished) { updates.push(refreshCard(a.capture_id)); }
         });
         return Promise.all(updates);
       })

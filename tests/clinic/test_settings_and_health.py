@@ -63,6 +63,16 @@ def test_web_process_does_not_import_tensorflow():
     assert result.stdout.strip().splitlines()[-1] == "False False"
 
 
+def test_web_process_reads_the_model_manifest_without_numpy_or_scipy():
+    code = ("import django, sys; django.setup(); import config.urls, lesions.views, lesions.tasks; "
+            "from lesions.services import current_manifest, current_model_version; m = current_manifest(); "
+            "print(m.version == current_model_version(), m.operating_point().threshold > 0, "
+            "'numpy' in sys.modules, 'scipy' in sys.modules)")
+    result = run_python(code, {"DJANGO_SETTINGS_MODULE": "config.settings.test"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "True True False False"
+
+
 def test_healthz_reports_every_dependency():
     response = Client().get("/healthz")
     body = response.json()

@@ -98,7 +98,7 @@ def test_report_page_has_identifiers_and_model_version(client_logged_in, lesion)
 def test_status_json_for_polling(client_logged_in, lesion):
     capture = services.capture_create(request=None, user=None, lesion=lesion, data=lesion_image())
     data = json.loads(client_logged_in.get(reverse("lesion_statuses", args=[lesion.pk])).content)
-    assert data["analyses"][0]["capture_id"] == capture.pk and data["analyses"][0]["status"] == "queued"
+    assert data["analyses"][0]["capture_id"] == capture.pk and data["analyses"][0]["status"] == Analysis.Status.QUEUED
 
 
 def test_webcam_endpoint_stores_a_capture(client_logged_in, lesion):

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+import isic_challenge_scoring.metrics as isic_metrics  # pinned dev requirement: missing fails, never skips
 import numpy as np
 import pandas as pd
 import pytest
+from isic_challenge_scoring.segmentation import SegmentationScore  # noqa: E402
 from PIL import Image
 
 from ml import metrics
-
-isic_metrics = pytest.importorskip("isic_challenge_scoring.metrics")
-from isic_challenge_scoring.segmentation import SegmentationScore  # noqa: E402
 
 
 def random_blob(rng, shape=(48, 64)):

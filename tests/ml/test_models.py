@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 
+import keras  # pinned requirement: missing fails, never skips
 import numpy as np
 import pytest
-
-keras = pytest.importorskip("keras")
 
 from ml.augmentation import augment_pair, build_geometric_augmenter  # noqa: E402
 from ml.classifier import build_classifier, class_weights  # noqa: E402

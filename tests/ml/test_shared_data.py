@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -12,11 +13,13 @@ import pytest
 from PIL import Image
 
 from ml.cli import main
+from tests.conftest import SERVICE_SKIP_TAG
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "lesions-dev"
+SHARED = Path(os.environ.get("LESIONTRACK_SHARED_DATA",
+                             Path(__file__).resolve().parents[3] / "shared" / "data" / "lesions-dev"))
 pytestmark = [pytest.mark.data, pytest.mark.slow,
               pytest.mark.skipif(not (SHARED / "labels.csv").is_file(),
-                                 reason=f"shared dermoscopy data not found at {SHARED}")]
+                                 reason=f"{SERVICE_SKIP_TAG} shared dermoscopy data not found at {SHARED}")]
 
 
 def test_dataset_reader_keeps_lesions_within_one_split():

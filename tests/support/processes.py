@@ -12,7 +12,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 
-def start_worker(*, env: dict[str, str], name: str, log_path: Path, purge: bool = False, app: str = "clinic",
+def start_worker(*, env: dict[str, str], name: str, log_path: Path, purge: bool = False, app: str = "config",
                  queues: str = "gpu,default", wait_ready: bool = True, timeout: float = 120.0) -> subprocess.Popen:
     full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
     full_env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # set only inside the browser tests' process

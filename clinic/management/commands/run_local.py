@@ -19,7 +19,7 @@ class Command(BaseCommand):
         parser.add_argument("--addr", default="127.0.0.1:8000")
 
     def handle(self, *args, addr: str, **options) -> None:
-        worker_cmd = [sys.executable, "-m", "celery", "-A", "clinic", "worker", "-B", "-Q", "gpu,default",
+        worker_cmd = [sys.executable, "-m", "celery", "-A", "config", "worker", "-B", "-Q", "gpu,default",
                       "-P", "solo", "-l", "INFO", "-n", "local@%h",
                       "--schedule", str(settings.VAR_DIR / "celerybeat-schedule")]
         self.stdout.write(f"Starting worker: {' '.join(worker_cmd[1:])}")

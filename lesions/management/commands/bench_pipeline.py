@@ -19,7 +19,9 @@ from django.utils import timezone
 from bench.report import machine_description, summary
 from clinic.models import Clinic, Patient
 from lesions import services
+from lesions.images import encode_png
 from lesions.models import Analysis, Lesion
+from ml.synthetic import synthetic_capture
 
 SHARED_IMAGES = Path(settings.BASE_DIR).parent / "shared" / "data" / "lesions-dev" / "images"
 STAGES = ["queue_wait_s", "image_load_s", "decode_s", "segmentation_s", "classification_s", "features_s",
@@ -65,7 +67,7 @@ class Command(BaseCommand):
             analyses = list(Analysis.objects.filter(pk__in=created))
             latencies = [(a.finished_at - a.queued_at).total_seconds() for a in analyses if a.finished_at]
             results["runs"][str(count)] = {
-                "workers": count, "done": done, "failed": sum(a.status == "failed" for a in analyses),
+                "workers": count, "done": done, "failed": sum(a.is_failed for a in analyses),
                 "elapsed_s": elapsed, "throughput_per_min": done / elapsed * 60,
                 "latency_s": summary(latencies),
                 "stages_s": {stage: summary([a.timings[stage] for a in analyses if a.timings.get(stage) is not None])
@@ -81,15 +83,12 @@ class Command(BaseCommand):
     def _images(self, count: int) -> list[bytes]:
         sources = sorted(SHARED_IMAGES.glob("*.jpg"))[:count] if SHARED_IMAGES.is_dir() else []
         if not sources:
-            from lesions.images import encode_png
-            from ml.bench import synthetic_capture
-
             return [encode_png(synthetic_capture(i)) for i in range(count)]
         return [p.read_bytes() for p in sources]
 
     def _start_worker(self, index: int) -> subprocess.Popen:
         log = open(Path(settings.VAR_DIR) / f"bench-worker-{index}.log", "w")
-        return subprocess.Popen([sys.executable, "-m", "celery", "-A", "clinic", "worker", "-Q", "gpu,default", "-P", "solo",
+        return subprocess.Popen([sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "gpu,default", "-P", "solo",
                                  "-n", f"bench{index}@%h", "-l", "INFO", "--without-gossip", "--without-mingle"],
                                 env={**os.environ, "ML_THREADS": os.environ.get("ML_THREADS", "1")},
                                 stdout=log, stderr=subprocess.STDOUT)
@@ -106,11 +105,11 @@ class Command(BaseCommand):
     def _wait_done(self, ids: list[int], timeout: float) -> int:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            finished = Analysis.objects.filter(pk__in=ids, status__in=["done", "failed"]).count()
+            finished = Analysis.objects.filter(pk__in=ids, status__in=Analysis.FINISHED).count()
             if finished == len(ids):
-                return Analysis.objects.filter(pk__in=ids, status="done").count()
+                return Analysis.objects.filter(pk__in=ids, status=Analysis.Status.DONE).count()
             time.sleep(0.2)
-        return Analysis.objects.filter(pk__in=ids, status="done").count()
+        return Analysis.objects.filter(pk__in=ids, status=Analysis.Status.DONE).count()
 
     def _print(self, results: dict) -> None:
         m = results["machine"]

@@ -15,11 +15,13 @@ from pathlib import Path
 
 import requests
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
 from bench.report import machine_description
 from clinic.models import Patient
+from clinic.selectors import patients_for
 from lesions.models import Capture, Lesion
 
 REPO = Path(settings.BASE_DIR)
@@ -116,10 +118,6 @@ class Command(BaseCommand):
         return json.loads(line[-1])
 
     def _explain(self, username: str, patient: Patient, lesion: Lesion) -> dict:
-        from django.contrib.auth import get_user_model
-
-        from clinic.selectors import patients_for
-
         user = get_user_model().objects.get(username=username)
         plans = {}
         queries = {"patient list": patients_for(user)[:25],

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from lesions.models import Capture
+from lesions.models import Analysis, Capture
 from lesions.services import current_model_version, reanalyze
 
 
@@ -17,7 +17,7 @@ class Command(BaseCommand):
     def handle(self, *args, capture_ids: list[int], all_older: bool, **options) -> None:
         version = current_model_version()
         if all_older:
-            captures = Capture.objects.exclude(analyses__model_version=version, analyses__status="done")
+            captures = Capture.objects.exclude(analyses__model_version=version, analyses__status=Analysis.Status.DONE)
         elif capture_ids:
             captures = Capture.objects.filter(pk__in=capture_ids)
         else:

@@ -22,6 +22,7 @@ from django.utils import timezone
 from clinic.models import Clinic, Membership, Patient
 from lesions.images import clean_image_bytes, encode_png
 from lesions.models import Analysis, BodySite, Capture, Lesion
+from ml.synthetic import synthetic_lesion
 
 SHARED_IMAGES = Path(settings.BASE_DIR).parent / "shared" / "data" / "lesions-dev" / "images"
 SURNAMES = ["Smith", "Jones", "Taylor", "Brown", "Williams", "Wilson", "Johnson", "Davies", "Patel", "Robinson",
@@ -97,11 +98,7 @@ class Command(BaseCommand):
             if sources:
                 data = sources[i % len(sources)].read_bytes()
             else:
-                import numpy as np
-
-                img = np.full((150, 200, 3), 210, np.uint8)
-                img[50:100, 70:130] = (90, 50, 30)
-                data = encode_png(img)
+                data = encode_png(synthetic_lesion(150, 200, seed=i))
             clean = clean_image_bytes(data)
             name = default_storage.save(f"captures/seed-{i}.{clean.extension}", ContentFile(clean.content))
             stored.append((name, clean.width, clean.height, clean.sha256))
