@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test test-fast lint bench install install-dev browser-deps clean docker-test docker-images
+.PHONY: run test test-fast lint bench install install-dev browser-deps js-deps test-tools clean docker-test docker-images
 
 $(VENV)/.installed-runtime: requirements.txt requirements-web.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found; try: make PYTHON=python3 ..."; exit 1; }
@@ -30,7 +30,18 @@ run: install
 browser-deps:
 	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-test: install-dev browser-deps
+# axe-core for the accessibility browser tests, pinned by package-lock.json (test-only, never served).
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund
+js-deps: node_modules/.package-lock.json
+
+# DICOM exports are checked by dciodvfy from Debian's dicom3tools; the README's API examples
+# run with curl and jq.
+test-tools:
+	@command -v dciodvfy >/dev/null && command -v jq >/dev/null && command -v curl >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dicom3tools jq curl >/dev/null; }
+
+test: install-dev browser-deps js-deps test-tools
 	$(PY) manage.py collectstatic --noinput -v 0
 	$(PY) -m pytest $(PYTEST_ARGS)
 
@@ -56,4 +67,4 @@ docker-images: install-dev
 	$(PY) tests/docker/run_stack.py --bases $(DOCKER_BASES) --build-only --tag latest $(if $(DOCKER_GPU),--gpu)
 
 clean:
-	rm -rf $(VENV) var/broker var/staticfiles
+	rm -rf $(VENV) var/broker var/staticfiles node_modules

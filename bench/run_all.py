@@ -61,9 +61,10 @@ def main() -> int:
              "--lesions", str(int(60_000 * scale)), "--captures", str(int(200_000 * scale))], env)
     run([py, "manage.py", "bench_pipeline", "--out", str(OUT / "pipeline.json")], env)
     run([py, "manage.py", "bench_web", "--out", str(OUT / "web.json")], env)
+    run([py, "bench/similar_search.py", "--out", str(OUT / "similar.json")], env)
     combined = {"machine": machine_description(), "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
                 "wall_s": time.time() - started}
-    for name in ("inference", "pipeline", "web"):
+    for name in ("inference", "pipeline", "web", "similar"):
         combined[name] = json.loads((OUT / f"{name}.json").read_text())
     (OUT / "summary.json").write_text(json.dumps(combined, indent=2))
     (OUT / "summary.md").write_text(markdown(combined))
@@ -83,6 +84,11 @@ def markdown(c: dict) -> str:
     for run_ in c["pipeline"]["runs"].values():
         lines.append(f"| {run_['workers']} | {run_['throughput_per_min']:.1f} | {run_['latency_s']['median']:.2f} | "
                      f"{run_['latency_s']['p95']:.2f} |")
+    lines += ["", "## Similar confirmed cases (exact search, k=4)", "",
+              "| captures | dim | median ms | p95 ms | CPU median ms |", "|---|---|---|---|---|"]
+    for run_ in c["similar"]["runs"]:
+        lines.append(f"| {run_['captures']} | {run_['dim']} | {run_['search_ms']['median']:.1f} | "
+                     f"{run_['search_ms']['p95']:.1f} | {run_['search_cpu_ms']['median']:.1f} |")
     lines += ["", Path(REPO / "bench-results" / "web.md").read_text()]
     return "\n".join(lines) + "\n"
 

@@ -1,33 +1,44 @@
-"""Writing the audit trail. Called by services inside the same transaction as the change."""
+"""Writing the audit trail. Called by services inside the same transaction as the change,
+and by the views and signal receivers that record reads, searches and logins."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest
 
-from clinic.models import AuditEvent
+from clinic.client_address import client_ip
+from clinic.models import ApiToken, AuditEvent
+
+__all__ = ["client_ip", "record", "search_digest"]
 
 
-def client_ip(request: HttpRequest | None) -> str | None:
-    if request is None:
-        return None
-    # Behind the reverse proxy the real client comes first in X-Forwarded-For.
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    return forwarded.split(",")[0].strip() or request.META.get("REMOTE_ADDR") or None
-
-
-def record(*, request: HttpRequest | None, user: Any, action: str, obj: Any, clinic_id: int | None,
-           detail: dict | None = None) -> AuditEvent:
+def record(*, request: HttpRequest | None, user: Any, action: str, obj: Any = None, clinic_id: int | None,
+           detail: dict | None = None, object_type: str = "", object_id: str = "", object_repr: str = "",
+           username: str = "") -> AuditEvent:
+    """One audit row. `obj` names the record; without one, object_type/object_id say what was touched."""
     user = user if user is not None and getattr(user, "is_authenticated", False) else None
+    token = getattr(request, "auth", None)  # a REST API request names the token it came with
+    if isinstance(token, ApiToken):
+        detail = {**(detail or {}), "api_token": token.prefix}
     return AuditEvent.objects.create(
         user=user,
-        username=user.get_username() if user else "",
+        username=user.get_username() if user else username[:150],
         action=action,
-        object_type=type(obj).__name__,
-        object_id=str(obj.pk),
-        object_repr=str(obj)[:200],
+        object_type=type(obj).__name__ if obj is not None else object_type,
+        object_id=str(obj.pk) if obj is not None else object_id,
+        object_repr=(str(obj) if obj is not None else object_repr)[:200],
         clinic_id=clinic_id,
         ip_address=client_ip(request),
         detail=detail or {},
     )
+
+
+def search_digest(query: str) -> str:
+    """A keyed hash of a search's text: an investigator holding the key can check whether a given
+    name was searched for; the audit table alone does not reveal what was typed."""
+    normalised = " ".join(query.casefold().split())
+    return hmac.new(settings.SECRET_KEY.encode(), normalised.encode(), hashlib.sha256).hexdigest()

@@ -78,11 +78,27 @@ class Patient(models.Model):
         return f"{self.name} ({self.identifier})"
 
 
+class AppendOnlyQuerySet(models.QuerySet):
+    """Bulk update and delete are refused here; on PostgreSQL a trigger refuses them for any
+    client (migration clinic 0003), so not even a superuser's shell can rewrite the trail."""
+
+    def update(self, **kwargs):
+        raise PermissionError("audit events are append-only")
+
+    def delete(self):
+        raise PermissionError("audit events are append-only")
+
+    def _raw_delete(self, using):
+        raise PermissionError("audit events are append-only")
+
+
 class AuditEvent(models.Model):
-    """Who viewed, created, changed, deleted or downloaded a record, when and from where.
+    """Who viewed, created, changed, deleted, downloaded or searched, logged in or out, when and
+    from where.
 
     Rows are written in the same transaction as the change they record and are never
-    edited: the admin offers them read-only, and save() refuses updates.
+    edited nor deleted: the admin offers them read-only to everyone, save() refuses updates,
+    delete() refuses, and on PostgreSQL a trigger refuses UPDATE and DELETE.
     """
 
     class Action(models.TextChoices):
@@ -92,18 +108,25 @@ class AuditEvent(models.Model):
         DELETE = "delete", "Deleted"
         DOWNLOAD = "download", "Downloaded image"
         LOGIN = "login", "Logged in"
+        LOGOUT = "logout", "Logged out"
+        LOGIN_FAILED = "login_failed", "Failed login"
+        SEARCH = "search", "Searched"
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
-                             related_name="+")
+    # No database constraint and no cascade: deleting a user must not touch (or be blocked by)
+    # the rows that record what they did; username keeps the name.
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.DO_NOTHING, null=True, blank=True,
+                             related_name="+", db_constraint=False)
     username = models.CharField(max_length=150, blank=True)
-    action = models.CharField(max_length=10, choices=Action.choices)
+    action = models.CharField(max_length=20, choices=Action.choices)
     object_type = models.CharField(max_length=40)
     object_id = models.CharField(max_length=40)
     object_repr = models.CharField(max_length=200, blank=True)
     clinic_id = models.BigIntegerField(null=True, blank=True, db_index=True)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     detail = models.JSONField(default=dict, blank=True)
+
+    objects = AppendOnlyQuerySet.as_manager()
 
     class Meta:
         ordering = ["-at", "-id"]
@@ -114,5 +137,41 @@ class AuditEvent(models.Model):
             raise ValueError("audit events are append-only")
         super().save(*args, **kwargs)
 
+    def delete(self, *args, **kwargs):
+        raise PermissionError("audit events are append-only")
+
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.username} {self.action} {self.object_type} {self.object_id}"
+
+
+class ApiToken(models.Model):
+    """A bearer token for the REST API, bound to one clinic and acting as one user account
+    (a clinician, or an account made for a device such as a dermoscope).
+
+    Only a SHA-256 hash of the secret is stored: the plaintext is shown once, when the token
+    is created in the admin, and cannot be recovered. The prefix (not secret) finds the row
+    and names the token in logs and audit rows. A revoked token is kept for the audit trail.
+    """
+
+    name = models.CharField(max_length=120, help_text="What uses it, e.g. 'Dermoscope room 2' or 'EHR bridge'")
+    clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="api_tokens")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens",
+                             help_text="The account the token acts as; it must belong to the clinic.")
+    prefix = models.CharField(max_length=16, unique=True, editable=False)
+    key_hash = models.CharField("SHA-256 of the token", max_length=64, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                   related_name="+", editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["clinic", "name", "id"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

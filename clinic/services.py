@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest
+from django.utils import timezone
 
-from clinic import audit, signals
-from clinic.models import AuditEvent, Clinic, Membership, Patient
+from clinic import audit, signals, tokens
+from clinic.models import ApiToken, AuditEvent, Clinic, Membership, Patient
 
 
 def patient_create(*, request: HttpRequest | None, user: Any, clinic: Clinic, data: dict[str, Any]) -> Patient:
@@ -38,3 +41,33 @@ def patient_delete(*, request: HttpRequest | None, user: Any, patient: Patient) 
 def clinician_add(*, user: Any, clinic: Clinic, role: str = Membership.Role.CLINICIAN) -> Membership:
     membership, _ = Membership.objects.get_or_create(user=user, clinic=clinic, defaults={"role": role})
     return membership
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: ApiToken
+    plaintext: str  # shown once to whoever created it; only its hash is stored
+
+
+def api_token_create(*, request: HttpRequest | None, created_by: Any, clinic: Clinic, user: Any,
+                     name: str) -> IssuedToken:
+    """Issue an API token acting as `user` in `clinic`; the user must belong to the clinic."""
+    if not Membership.objects.filter(user=user, clinic=clinic).exists():
+        raise ValidationError(f"{user} does not belong to {clinic}; add the membership first.")
+    prefix, plaintext = tokens.generate()
+    with transaction.atomic():
+        token = ApiToken.objects.create(name=name, clinic=clinic, user=user, prefix=prefix,
+                                        key_hash=tokens.hash_token(plaintext), created_by=created_by)
+        audit.record(request=request, user=created_by, action=AuditEvent.Action.CREATE, obj=token,
+                     clinic_id=clinic.id, detail={"acts_as": user.get_username()})
+    return IssuedToken(token, plaintext)
+
+
+def api_token_revoke(*, request: HttpRequest | None, revoked_by: Any, token: ApiToken) -> ApiToken:
+    with transaction.atomic():
+        if token.revoked_at is None:
+            token.revoked_at = timezone.now()
+            token.save(update_fields=["revoked_at"])
+            audit.record(request=request, user=revoked_by, action=AuditEvent.Action.CHANGE, obj=token,
+                         clinic_id=token.clinic_id, detail={"revoked": True})
+    return token

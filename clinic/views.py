@@ -4,19 +4,39 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 
-from clinic import selectors, services
+from clinic import audit, searches, selectors, services
 from clinic.forms import PatientForm, PatientSearchForm
+from clinic.models import AuditEvent
 
 PATIENTS_PER_PAGE = 25
 
 
 def patient_list(request: HttpRequest) -> HttpResponse:
-    form = PatientSearchForm(request.GET)
-    query = form.cleaned_data["q"] if form.is_valid() else ""
+    """The patient list; a search is posted (names stay out of URLs) and shown under a token."""
+    if request.method == "POST":
+        form = PatientSearchForm(request.POST)
+        if form.is_valid():
+            query = form.cleaned_data["q"].strip()
+            if not query:
+                return redirect("patient_list")
+            clinic_ids = selectors.clinic_ids_for(request.user)
+            audit.record(request=request, user=request.user, action=AuditEvent.Action.SEARCH,
+                         object_type="Patient", clinic_id=clinic_ids[0] if len(clinic_ids) == 1 else None,
+                         detail={"results": selectors.patients_for(request.user, query).count(),
+                                 "query_hmac": audit.search_digest(query)})
+            return redirect(f"{reverse('patient_list')}?s={searches.remember(request, query)}")
+        return render(request, "clinic/patient_list.html", {"form": form, "page": None}, status=400)
+    token = request.GET.get("s", "")
+    query = searches.recall(request, token) if token else ""
+    if query is None:
+        messages.info(request, "That search has expired; please search again.")
+        return redirect("patient_list")
     page = Paginator(selectors.patients_for(request.user, query), PATIENTS_PER_PAGE).get_page(request.GET.get("page"))
     page.object_list = selectors.with_lesion_counts(list(page.object_list))
-    return render(request, "clinic/patient_list.html", {"page": page, "form": form, "query": query})
+    form = PatientSearchForm(initial={"q": query})
+    return render(request, "clinic/patient_list.html", {"page": page, "form": form, "query": query, "token": token})
 
 
 def patient_create(request: HttpRequest) -> HttpResponse:
@@ -39,4 +59,8 @@ def patient_edit(request: HttpRequest, pk: int) -> HttpResponse:
         services.patient_update(request=request, user=request.user, patient=patient, changed=form.changed_data)
         messages.success(request, "Patient updated.")
         return redirect("patient_detail", pk=patient.pk)
+    if request.method == "GET":
+        # The edit form shows the whole record: a read like the patient page.
+        audit.record(request=request, user=request.user, action=AuditEvent.Action.VIEW, obj=patient,
+                     clinic_id=patient.clinic_id, detail={"page": "edit"})
     return render(request, "clinic/patient_form.html", {"form": form, "patient": patient})

@@ -108,6 +108,11 @@ def previous_features(capture: Capture) -> dict | None:
     return earlier or None
 
 
+def embedding_bytes(vector: Any) -> bytes:
+    """A numpy vector as little-endian float32 bytes (no numpy import here: see the web-process test)."""
+    return vector.astype("<f4").tobytes()
+
+
 def run_analysis(*, analysis_id: int, analyzer: Any, worker: str) -> Analysis | None:
     """The whole analysis of one capture, run inside a worker. Idempotent: a done analysis is left as is."""
     analysis = _claim(analysis_id, worker)
@@ -131,6 +136,10 @@ def run_analysis(*, analysis_id: int, analyzer: Any, worker: str) -> Analysis | 
         before = previous_features(capture)
         change = compare(before, features, settings.LESION_GROWTH_FLAG_FRACTION) if before else None
         features["change"] = change.as_dict() if change else None
+        # Framing half of the image-quality check: needs the outline, so it runs here.
+        from ml.quality import check_framing  # noqa: PLC0415 -- numpy/scipy: keep lesions.tasks light in web imports
+
+        features["framing"] = check_framing(result.mask).as_dict()
     point = analyzer.model_manifest.operating_point()  # of the models this worker loaded
     note = note_from_features(result.probability, point, features)
     stem = f"analyses/{capture.pk}-{analysis.pk}-{random_name()[:8]}"
@@ -161,6 +170,8 @@ def run_analysis(*, analysis_id: int, analyzer: Any, worker: str) -> Analysis | 
         fresh.mask, fresh.overlay, fresh.heatmap = mask_name, overlay_name, heat_name
         fresh.features = features
         fresh.stage_note = note
+        embedding = getattr(result, "embedding", None)
+        fresh.embedding = embedding_bytes(embedding) if embedding is not None else None
         fresh.timings = {
             "queue_wait_s": max(0.0, (fresh.started_at - fresh.queued_at).total_seconds()) if fresh.started_at else None,
             "image_load_s": t_load - started, "decode_s": t_decode - t_load,

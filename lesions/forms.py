@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from django import forms
 
+from lesions import body_map
 from lesions.models import Capture, Histopathology, Lesion
+from lesions.recalls import INTERVAL_CHOICES
 
 # The D of Stolz's ABCD rule: differential structures the clinician sees.
 DERMOSCOPIC_STRUCTURES = [
@@ -15,16 +17,42 @@ DERMOSCOPIC_STRUCTURES = [
 
 
 class LesionForm(forms.ModelForm):
+    """The body map (static/js/bodymap.js) fills the three hidden fields and the body site; the
+    select list stays for keyboard users. A point given, the site is derived from the point's
+    region, so the two always agree."""
+
     class Meta:
         model = Lesion
-        fields = ["label", "body_site", "status", "notes"]
-        widgets = {"notes": forms.Textarea(attrs={"rows": 3})}
+        fields = ["label", "body_site", "status", "notes", "body_map_view", "body_map_x", "body_map_y"]
+        widgets = {"notes": forms.Textarea(attrs={"rows": 3}),
+                   "body_map_view": forms.HiddenInput, "body_map_x": forms.HiddenInput,
+                   "body_map_y": forms.HiddenInput}
+
+    def clean(self):
+        cleaned = super().clean()
+        view, x, y = cleaned.get("body_map_view"), cleaned.get("body_map_x"), cleaned.get("body_map_y")
+        given = [v not in (None, "") for v in (view, x, y)]
+        if any(given) and not all(given):
+            raise forms.ValidationError("The body-map point is incomplete; click the figure again.")
+        if all(given):
+            if not (0 <= x <= 1 and 0 <= y <= 1):
+                raise forms.ValidationError("The body-map point lies outside the figure.")
+            region = body_map.region_at(view, x, y)
+            if region is None:
+                raise forms.ValidationError("That point is not on the body; click on the figure.")
+            cleaned["body_site"] = region.site
+        return cleaned
 
 
 class AssessmentForm(forms.ModelForm):
+    follow_up = forms.ChoiceField(
+        label="Follow-up interval", choices=[("", "—"), *INTERVAL_CHOICES], required=False,
+        help_text="With the decision “monitor”: sets the next review unless you enter a date.")
+
     class Meta:
         model = Lesion
-        fields = ["clinical_diagnosis", "decision", "status"]
+        fields = ["clinical_diagnosis", "decision", "follow_up", "next_review_date", "status"]
+        widgets = {"next_review_date": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")}
 
 
 class HistopathologyForm(forms.ModelForm):
@@ -48,7 +76,9 @@ class MultipleImageField(forms.FileField):
     """Several files in one field; each is checked by content in the service, not here."""
 
     def __init__(self, *args, **kwargs) -> None:
-        kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": "image/jpeg,image/png"}))
+        # On a phone the picker opens the rear camera (a clip-on dermoscope sits there); the content
+        # check in lesions/images.py still accepts JPEG and PNG only.
+        kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": "image/*", "capture": "environment"}))
         super().__init__(*args, **kwargs)
 
     def clean(self, data, initial=None):

@@ -1,22 +1,32 @@
 """Checking uploaded images by their content and storing a clean copy.
 
-The stored copy is re-encoded from decoded pixels: EXIF orientation is applied first, then
-nothing of the original metadata (GPS, device serials, timestamps, ICC) is carried over.
-The SHA-256 of the bytes as received is kept for integrity.
+The stored copy is rebuilt from decoded pixels: EXIF orientation is applied and an embedded
+colour profile is converted to sRGB first, then a new image is made from the pixel values
+alone, so nothing of the original file (EXIF with GPS and serials, XMP, JPEG comments, ICC
+profiles, PNG text chunks) can be carried over by the encoder. The SHA-256 of the bytes as
+received is kept for integrity.
+
+Pixel work is bounded before decoding: an image above UPLOAD_MAX_PIXELS is refused from its
+header; a JPEG above UPLOAD_MAX_DECODE_PIXELS is decoded at 1/2, 1/4 or 1/8 scale by the JPEG
+decoder itself (Pillow's draft()), so a 6,300 × 6,300 photo never costs a full-size decode;
+a PNG above it cannot be decoded at a reduced scale and is refused with the limit.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import math
 import warnings
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageCms, ImageOps, UnidentifiedImageError
 
 ACCEPTED_FORMATS = {"JPEG": "jpg", "PNG": "png"}
+JPEG_DECODER_SCALES = (2, 4, 8)  # the reductions libjpeg can apply while decoding
+SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 
 
 @dataclass(frozen=True)
@@ -26,17 +36,61 @@ class CleanImage:
     sha256: str
     width: int
     height: int
+    # How many original pixels one stored pixel spans across (1 unless decoded at a reduced scale);
+    # a pixel spacing given for the original is multiplied by it.
+    downscale: int = 1
 
 
-def clean_image_bytes(data: bytes, *, max_bytes: int | None = None, max_pixels: int | None = None) -> CleanImage:
+def megapixels(pixels: int) -> str:
+    return f"{pixels / 1e6:.1f}".rstrip("0").rstrip(".")
+
+
+def _reduced_decoding_scale(width: int, height: int, max_decode_pixels: int) -> int | None:
+    for scale in JPEG_DECODER_SCALES:
+        if math.ceil(width / scale) * math.ceil(height / scale) <= max_decode_pixels:
+            return scale
+    return None
+
+
+def _to_srgb(image: Image.Image, icc_profile: bytes | None) -> Image.Image:
+    """Pixels converted from an embedded profile to sRGB, so that dropping the profile keeps colours."""
+    if not icc_profile or image.mode not in ("RGB", "RGBA", "L"):
+        return image
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc_profile))
+        rgb = image.convert("RGB")
+        return ImageCms.profileToProfile(rgb, source, SRGB, outputMode="RGB") or rgb
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        return image  # an unreadable profile: keep the pixels as they are
+
+
+def _rebuilt_from_pixels(image: Image.Image) -> Image.Image:
+    """A new image holding only the pixel values: no info dict, no profile, no text, no EXIF."""
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    fresh = Image.new("RGB", rgb.size)
+    fresh.paste(rgb)
+    return fresh
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """EXIF orientation applied (a copy only when the image needs turning)."""
+    if image.getexif().get(ExifTags.Base.Orientation, 1) in (1, None):
+        return image
+    return ImageOps.exif_transpose(image)
+
+
+def clean_image_bytes(data: bytes, *, max_bytes: int | None = None, max_pixels: int | None = None,
+                      max_decode_pixels: int | None = None) -> CleanImage:
     """Validate and re-encode an upload; raise ValidationError with a message a clinician can act on."""
     max_bytes = max_bytes or settings.UPLOAD_MAX_BYTES
     max_pixels = max_pixels or settings.UPLOAD_MAX_PIXELS
+    max_decode_pixels = max_decode_pixels or settings.UPLOAD_MAX_DECODE_PIXELS
     if not data:
         raise ValidationError("The file is empty.", code="empty")
     if len(data) > max_bytes:
         raise ValidationError(f"The file is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB.",
                               code="too_large")
+    downscale = 1
     try:
         with warnings.catch_warnings():
             # Pillow only warns between 1x and 2x its pixel limit; here any excess is an error.
@@ -49,10 +103,22 @@ def clean_image_bytes(data: bytes, *, max_bytes: int | None = None, max_pixels: 
                                           code="format")
                 if width * height > max_pixels:
                     raise ValidationError(
-                        f"The image is {width}×{height} pixels; the limit is {max_pixels / 1e6:.0f} megapixels.",
+                        f"The image is {width}×{height} pixels; the limit is {megapixels(max_pixels)} megapixels.",
                         code="too_many_pixels")
-                probe.load()  # full decode: truncated or corrupt files fail here
-                image = ImageOps.exif_transpose(probe).convert("RGB")
+                if width * height > max_decode_pixels:
+                    scale = _reduced_decoding_scale(width, height, max_decode_pixels) if fmt == "JPEG" else None
+                    if scale is not None:
+                        probe.draft(probe.mode, (math.ceil(width / scale), math.ceil(height / scale)))
+                    if scale is None or probe.size[0] * probe.size[1] > max_decode_pixels:
+                        raise ValidationError(
+                            f"The image is {width}×{height} pixels; {fmt} images above "
+                            f"{megapixels(max_decode_pixels)} megapixels are not processed (JPEG images up to "
+                            f"{megapixels(max_pixels)} megapixels are reduced). Export it smaller or as JPEG.",
+                            code="too_many_pixels")
+                    downscale = scale
+                probe.load()  # decode: truncated or corrupt files fail here
+                icc_profile = probe.info.get("icc_profile")
+                image = _rebuilt_from_pixels(_to_srgb(_upright(probe), icc_profile))
     except ValidationError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -68,7 +134,8 @@ def clean_image_bytes(data: bytes, *, max_bytes: int | None = None, max_pixels: 
         image.save(out, format="JPEG", quality=95, subsampling=0)
     else:
         image.save(out, format="PNG", optimize=False)
-    return CleanImage(out.getvalue(), extension, hashlib.sha256(data).hexdigest(), image.width, image.height)
+    return CleanImage(out.getvalue(), extension, hashlib.sha256(data).hexdigest(), image.width, image.height,
+                      downscale)
 
 
 def encode_png(array) -> bytes:
@@ -94,3 +161,15 @@ def thumbnail_png(data: bytes, size: int = 256) -> bytes:
         out = io.BytesIO()
         img.save(out, format="PNG")
         return out.getvalue()
+
+
+def reduced_rgb(data: bytes, max_side: int = 1024):
+    """A small RGB numpy copy of stored image bytes for checks that need no full resolution
+    (the image-quality check works at 256 pixels); JPEG decodes at reduced scale (draft mode)."""
+    import numpy as np  # noqa: PLC0415 -- only when a capture is stored: the web process starts without numpy
+
+    with Image.open(io.BytesIO(data)) as img:
+        img.draft("RGB", (max_side, max_side))
+        img = img.convert("RGB")
+        img.thumbnail((max_side, max_side))
+        return np.asarray(img)

@@ -47,6 +47,13 @@ class Lesion(models.Model):
     assessed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
                                     related_name="+")
     assessed_at = models.DateTimeField(null=True, blank=True)
+    # Recall: when the lesion is next to be seen (set with the decision "monitor"; lesions/recalls.py).
+    next_review_date = models.DateField("next review", null=True, blank=True)
+    # Where the lesion sits on the body map: figure (front/back) and the point in that figure's
+    # coordinates, each 0..1 across the figure's width and height (static/img/body-*.svg).
+    body_map_view = models.CharField(max_length=5, choices=[("front", "Front"), ("back", "Back")], blank=True)
+    body_map_x = models.FloatField(null=True, blank=True)
+    body_map_y = models.FloatField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
                                    related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -54,7 +61,14 @@ class Lesion(models.Model):
 
     class Meta:
         ordering = ["patient", "label", "id"]
-        indexes = [models.Index(fields=["patient", "status"], name="lesion_patient_status")]
+        indexes = [
+            models.Index(fields=["patient", "status"], name="lesion_patient_status"),
+            # Worklist: recalls due, and decisions waiting for histopathology.
+            models.Index(fields=["next_review_date"], name="lesion_next_review",
+                         condition=models.Q(next_review_date__isnull=False)),
+            models.Index(fields=["decision"], name="lesion_decision_excision",
+                         condition=models.Q(decision__in=["biopsy", "excise"])),
+        ]
 
     def __str__(self) -> str:
         return f"{self.label} ({self.get_body_site_display()})"
@@ -134,6 +148,8 @@ class Capture(models.Model):
     mm_per_pixel = models.FloatField("pixel spacing (mm per pixel)", null=True, blank=True)
     # Dermoscopic structures ticked by the clinician: the D of Stolz's ABCD rule.
     structures = models.JSONField(default=list, blank=True)
+    # Image-quality check at capture (ml/quality.py): {"issues": [{"code", "reason"}], "measures": {...}}.
+    quality = models.JSONField(default=dict, blank=True)
     taken_at = models.DateTimeField(db_index=True)
     taken_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
                                  related_name="+")
@@ -145,6 +161,11 @@ class Capture(models.Model):
 
     def __str__(self) -> str:
         return f"Capture {self.pk} of {self.lesion}"
+
+    @property
+    def quality_issues(self) -> list[dict]:
+        """Blur and exposure issues found at capture (the framing ones come with the analysis)."""
+        return list((self.quality or {}).get("issues", []))
 
 
 # "The current analysis of a capture" is its newest queued analysis, whatever its status: a
@@ -189,6 +210,9 @@ class Analysis(models.Model):
     features = models.JSONField(default=dict, blank=True)
     timings = models.JSONField(default=dict, blank=True)
     stage_note = models.TextField(blank=True)
+    # The classifier's image embedding (float32, L2-normalised, little-endian bytes): comparable
+    # only between analyses of the same model version. Used to find similar confirmed cases.
+    embedding = models.BinaryField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = list(NEWEST_FIRST)
@@ -196,10 +220,20 @@ class Analysis(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["capture", "model_version"], name="one_analysis_per_model_version"),
         ]
-        indexes = [models.Index(fields=["status", "queued_at"], name="analysis_status_queued")]
+        indexes = [
+            models.Index(fields=["status", "queued_at"], name="analysis_status_queued"),
+            # Worklist: finished analyses by score, failed ones by time.
+            models.Index(fields=["status", "-probability", "-id"], name="analysis_status_probability"),
+            models.Index(fields=["capture", "-queued_at"], name="analysis_capture_newest"),
+        ]
 
     def __str__(self) -> str:
         return f"Analysis {self.pk} of capture {self.capture_id} ({self.status})"
+
+    @property
+    def framing_issues(self) -> list[dict]:
+        """Lesion cut by the border or too small, from this analysis's outline (ml/quality.py)."""
+        return list(((self.features or {}).get("framing") or {}).get("issues", []))
 
     @property
     def is_finished(self) -> bool:

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from functools import cache
 
 from django.conf import settings
+from django.urls import reverse
+from django.utils import timezone
 from django.utils.safestring import SafeString
 
 from lesions import selectors, stage_note
+from lesions.body_map import Marker, render_inline_svg
 from lesions.evolution import Change, compare
 from lesions.forms import AssessmentForm, CaptureUploadForm, HistopathologyForm, StructuresForm
 from lesions.models import Lesion
+from lesions.recalls import recall_state
 from lesions.staging import StagingError, stage
+from ml import quality_thresholds as quality
 
 
 def change_between(before: selectors.CaptureRow, after: selectors.CaptureRow) -> Change | None:
@@ -65,6 +71,13 @@ def case_context(lesion: Lesion, **forms) -> dict:
     for before, after in zip(rows, rows[1:]):
         changes[after.capture.pk] = change_between(before, after)
     histo = selectors.histopathology_of(lesion)
+    embedded = [r for r in rows if r.analysis and r.analysis.is_done and r.analysis.embedding]
+    similar: list = []
+    if embedded:
+        # numpy loads only here: a web process that shows no embedded analysis never needs it.
+        from lesions.similar import similar_confirmed_cases  # noqa: PLC0415
+
+        similar = similar_confirmed_cases(embedded[-1].capture, embedded[-1].analysis)
     return {
         "lesion": lesion,
         "patient": lesion.patient,
@@ -78,4 +91,172 @@ def case_context(lesion: Lesion, **forms) -> dict:
         "structures_form_class": StructuresForm,
         "decision_support": stage_note.DECISION_SUPPORT,
         "growth_flag_fraction": settings.LESION_GROWTH_FLAG_FRACTION,
+        "recall_state": recall_state(lesion.next_review_date, timezone.localdate()),
+        "quality_limits": quality_limits(),
+        "rows_newest_first": rows[::-1],
+        "glance": at_a_glance(rows, changes),
+        "similar_cases": similar,
+        "similar_to": embedded[-1].capture if embedded else None,
     }
+
+
+def score_class(probability: float | None, threshold: float | None) -> str:
+    if probability is None:
+        return "score-none"
+    return "score-high" if threshold is not None and probability >= threshold else "score-low"
+
+
+def marker_class(lesion: Lesion) -> str:
+    """Markers: excised/closed lesions grey, monitored ones red above the model's threshold, else green."""
+    if lesion.status != Lesion.Status.MONITORING:
+        return f"status-{lesion.status}"
+    return score_class(getattr(lesion, "latest_probability", None), getattr(lesion, "latest_threshold", None))
+
+
+def sparkline_points(trend: list[tuple], width: float = 100.0, height: float = 24.0) -> str:
+    """SVG polyline points for scores 0..1 over captures (equal spacing: visits, not calendar time)."""
+    values = [p for _t, p, _th in trend if p is not None]
+    if len(values) < 2:
+        return ""
+    step = width / (len(values) - 1)
+    return " ".join(f"{i * step:.1f},{height - v * height:.1f}" for i, v in enumerate(values))
+
+
+def patient_context(patient, lesions: list[Lesion]) -> dict:
+    markers: dict[str, list[Marker]] = {"front": [], "back": []}
+    unplaced = []
+    for lesion in lesions:
+        lesion.marker_class = marker_class(lesion)
+        lesion.sparkline = sparkline_points(lesion.trend)
+        lesion.trend_text = ("Scores over time: " + ", ".join(f"{p:.2f}" for _t, p, _th in lesion.trend
+                                                               if p is not None)) if lesion.trend else ""
+        lesion.recall_state = recall_state(lesion.next_review_date, timezone.localdate())
+        if lesion.body_map_view in markers and lesion.body_map_x is not None:
+            score = (f", latest score {lesion.latest_probability:.2f}" if lesion.latest_probability is not None
+                     else ", not analysed yet")
+            markers[lesion.body_map_view].append(Marker(
+                lesion.body_map_x, lesion.body_map_y, reverse("lesion_case", args=[lesion.pk]),
+                f"{lesion.label} ({lesion.get_status_display()}{score})", lesion.marker_class))
+        else:
+            unplaced.append(lesion)
+    return {
+        "patient": patient,
+        "lesions": lesions,
+        "unplaced": unplaced,
+        "body_map_front": SafeString(render_inline_svg("front", markers["front"], label="Front of the body")),
+        "body_map_back": SafeString(render_inline_svg("back", markers["back"], label="Back of the body")),
+    }
+
+
+def body_map_inputs(form) -> dict:
+    """The lesion form's two clickable figures, with the point already chosen (if any) marked."""
+    view = form["body_map_view"].value()
+    try:
+        x, y = float(form["body_map_x"].value()), float(form["body_map_y"].value())
+    except (TypeError, ValueError):
+        view = None
+    figures = {}
+    for side in ("front", "back"):
+        markers = [Marker(x, y, "#id_body_site", "The lesion's place", "placed")] if view == side else []
+        figures[f"body_map_{side}"] = SafeString(render_inline_svg(
+            side, markers, interactive=True, label=f"{side.title()} of the body: click where the lesion is"))
+    return figures
+
+
+def quality_limits() -> dict[str, float]:
+    """The image-quality thresholds, for the webcam preview's hint (static/js/quality.js)."""
+    return {"min_laplacian_variance": quality.MIN_LAPLACIAN_VARIANCE,
+            "max_clipped_highlights": quality.MAX_CLIPPED_HIGHLIGHTS,
+            "max_crushed_shadows": quality.MAX_CRUSHED_SHADOWS}
+
+
+def _framing_centroid(row: selectors.CaptureRow) -> tuple[float, float] | None:
+    analysis = row.analysis
+    if analysis is None or analysis.status != "done":
+        return None
+    measures = ((analysis.features or {}).get("framing") or {}).get("measures") or {}
+    if "centroid_x" not in measures:
+        return None
+    return measures["centroid_x"] * row.capture.width, measures["centroid_y"] * row.capture.height
+
+
+def alignment(before: selectors.CaptureRow, after: selectors.CaptureRow) -> dict | None:
+    """How to lay the later capture over the earlier one, in the earlier image's pixels: the lesion
+    centroids meet, and with both captures calibrated (mm per pixel) one later pixel covers
+    mm_after / mm_before earlier pixels; uncalibrated captures keep their pixel scale."""
+    c0, c1 = _framing_centroid(before), _framing_centroid(after)
+    if c0 is None or c1 is None:
+        return None
+    mm0, mm1 = before.capture.mm_per_pixel, after.capture.mm_per_pixel
+    calibrated = bool(mm0 and mm1)
+    scale = mm1 / mm0 if calibrated else 1.0
+    return {"before_cx": c0[0], "before_cy": c0[1], "after_cx": c1[0], "after_cy": c1[1], "scale": scale,
+            "calibrated": calibrated}
+
+
+def timeline_chart(rows: list[selectors.CaptureRow], width: int = 600, height: int = 160, pad: int = 34) -> dict:
+    """Score (0..1, left axis) and diameter (right axis) of every analysed capture over calendar time,
+    as SVG coordinates; the template draws the chart and a data table for screen readers."""
+    points = []
+    for row in rows:
+        a = row.analysis
+        if a is None or a.status != "done" or a.probability is None:
+            continue
+        diameter = ((a.features or {}).get("diameter") or {})
+        points.append({"row": row, "when": row.capture.taken_at, "score": a.probability,
+                       "diameter": diameter.get("value"), "unit": diameter.get("unit", "")})
+    if not points:
+        return {"points": [], "width": width, "height": height}
+    t0, t1 = points[0]["when"].timestamp(), points[-1]["when"].timestamp()
+    span = max(t1 - t0, 1.0)
+    dmax = max((p["diameter"] or 0) for p in points) or 1.0
+    inner_w, inner_h = width - 2 * pad, height - 2 * pad
+    for p in points:
+        p["x"] = pad + (p["when"].timestamp() - t0) / span * inner_w if len(points) > 1 else width / 2
+        p["y_score"] = pad + (1 - p["score"]) * inner_h
+        p["y_diameter"] = pad + (1 - (p["diameter"] or 0) / dmax) * inner_h if p["diameter"] is not None else None
+        p["x_mark"] = p["x"] - 4
+        p["y_mark"] = p["y_diameter"] - 4 if p["y_diameter"] is not None else None
+    threshold = next((r.analysis.threshold for r in rows if r.analysis and r.analysis.threshold is not None), None)
+    return {
+        "points": points, "width": width, "height": height, "pad": pad, "bottom": height - pad,
+        "right": width - pad, "dmax": dmax, "unit": points[-1]["unit"],
+        "score_line": " ".join(f"{p['x']:.1f},{p['y_score']:.1f}" for p in points),
+        "diameter_line": " ".join(f"{p['x']:.1f},{p['y_diameter']:.1f}" for p in points
+                                  if p["y_diameter"] is not None),
+        "threshold_y": pad + (1 - threshold) * inner_h if threshold is not None else None,
+        "threshold": threshold,
+    }
+
+
+def compare_context(lesion: Lesion, a: str | None, b: str | None) -> dict:
+    """Two captures (earlier, later), how to align them, neighbours for previous/next, and the timeline."""
+    rows = selectors.captures_with_analysis(lesion)
+    by_id = {row.capture.pk: i for i, row in enumerate(rows)}
+    # ASCII digits only: str.isdigit() accepts "²", which int() refuses.
+    chosen = sorted(by_id[int(x)] for x in (a, b) if x and re.fullmatch(r"[0-9]{1,18}", x) and int(x) in by_id)
+    if len(chosen) != 2 or chosen[0] == chosen[1]:
+        chosen = [len(rows) - 2, len(rows) - 1] if len(rows) >= 2 else []
+    context = {"lesion": lesion, "patient": lesion.patient, "rows": rows, "pair": [rows[i] for i in chosen],
+               "timeline": timeline_chart(rows)}
+    if chosen:
+        before, after = rows[chosen[0]], rows[chosen[1]]
+        context.update(pair_change=change_between(before, after), alignment=alignment(before, after))
+        i = chosen[1]
+        context["previous_pair"] = (rows[i - 2].capture.pk, rows[i - 1].capture.pk) if i >= 2 else None
+        context["next_pair"] = (rows[i].capture.pk, rows[i + 1].capture.pk) if i + 1 < len(rows) else None
+    return context
+
+
+def at_a_glance(rows: list[selectors.CaptureRow], changes: dict) -> dict:
+    """The case page's summary strip: the newest capture, the newest score against its threshold,
+    and the change since the visit before."""
+    latest = rows[-1] if rows else None
+    done = [r for r in rows if r.analysis and r.analysis.status == "done" and r.analysis.probability is not None]
+    scored = done[-1] if done else None
+    glance = {"latest": latest, "scored": scored, "change": None, "first_visit": len(rows) <= 1}
+    if scored is not None:
+        a = scored.analysis
+        glance["above_threshold"] = a.threshold is not None and a.probability >= a.threshold
+        glance["change"] = changes.get(scored.capture.pk)
+    return glance

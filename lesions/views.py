@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import csv
+
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -7,12 +9,16 @@ from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_GET, require_POST
 
 from clinic import audit
+from clinic.csv_cells import safe_row
+from clinic.middleware import idle_seconds, passive_request
 from clinic.models import AuditEvent
-from clinic.selectors import patient_for
-from lesions import selectors, services
+from clinic.selectors import clinics_for, patient_for
+from lesions import recalls, selectors, services, uploads
 from lesions.forms import (
     AssessmentForm,
     CaptureMetadataForm,
@@ -22,7 +28,13 @@ from lesions.forms import (
     StructuresForm,
 )
 from lesions.models import Histopathology
-from lesions.presentation import case_context, change_between, lesion_stage_note
+from lesions.presentation import (
+    body_map_inputs,
+    case_context,
+    compare_context,
+    lesion_stage_note,
+    patient_context,
+)
 
 IMAGE_KINDS = {"original", "thumbnail", "mask", "overlay", "heatmap"}
 
@@ -34,7 +46,10 @@ def lesion_create(request: HttpRequest, patient_pk: int) -> HttpResponse:
         lesion = services.lesion_create(request=request, user=request.user, patient=patient, data=form.cleaned_data)
         messages.success(request, f"Lesion '{lesion.label}' added.")
         return redirect("lesion_case", pk=lesion.pk)
-    return render(request, "lesions/lesion_form.html", {"form": form, "patient": patient})
+    if request.method == "GET":
+        audit.record(request=request, user=request.user, action=AuditEvent.Action.VIEW, obj=patient,
+                     clinic_id=patient.clinic_id, detail={"page": "new lesion"})
+    return render(request, "lesions/lesion_form.html", {"form": form, "patient": patient, **body_map_inputs(form)})
 
 
 def lesion_edit(request: HttpRequest, pk: int) -> HttpResponse:
@@ -45,7 +60,11 @@ def lesion_edit(request: HttpRequest, pk: int) -> HttpResponse:
         services.lesion_update(request=request, user=request.user, lesion=lesion, changed=form.changed_data)
         messages.success(request, "Lesion updated.")
         return redirect("lesion_case", pk=lesion.pk)
-    return render(request, "lesions/lesion_form.html", {"form": form, "patient": lesion.patient, "lesion": lesion})
+    if request.method == "GET":
+        audit.record(request=request, user=request.user, action=AuditEvent.Action.VIEW, obj=lesion,
+                     clinic_id=lesion.patient.clinic_id, detail={"page": "edit"})
+    return render(request, "lesions/lesion_form.html",
+                  {"form": form, "patient": lesion.patient, "lesion": lesion, **body_map_inputs(form)})
 
 
 def lesion_case(request: HttpRequest, pk: int) -> HttpResponse:
@@ -66,9 +85,14 @@ def lesion_report(request: HttpRequest, pk: int) -> HttpResponse:
 def capture_upload(request: HttpRequest, pk: int) -> HttpResponse:
     lesion = selectors.lesion_for(request.user, pk)
     form = CaptureUploadForm(request.POST, request.FILES)
-    if not form.is_valid():
+    refusals = uploads.refusals_of(request)  # files refused while the request streamed in
+    if uploads.whole_request_refused(request) or not form.is_valid():
+        if refusals:
+            form.errors.pop("images", None)
+            for refusal in refusals:
+                form.add_error("images", refusal)
         return render(request, "lesions/case.html", case_context(lesion, upload_form=form), status=400)
-    saved, errors = 0, []
+    saved, errors = 0, list(refusals)
     for upload in form.cleaned_data["images"]:
         try:
             services.capture_create(
@@ -85,7 +109,7 @@ def capture_upload(request: HttpRequest, pk: int) -> HttpResponse:
         for error in errors:
             form.add_error("images", error)
         return render(request, "lesions/case.html", case_context(lesion, upload_form=form), status=400)
-    return redirect("lesion_case", pk=lesion.pk)
+    return redirect(f"{_case_url(lesion.pk)}#captures")
 
 
 @require_POST
@@ -93,6 +117,9 @@ def webcam_capture(request: HttpRequest, pk: int) -> JsonResponse:
     """The webcam page posts the still as a multipart blob (with the CSRF token header)."""
     lesion = selectors.lesion_for(request.user, pk)
     meta = CaptureMetadataForm(request.POST)
+    refusals = uploads.refusals_of(request)
+    if refusals:
+        return JsonResponse({"ok": False, "error": " ".join(refusals)}, status=400)
     upload = request.FILES.get("image")
     if upload is None:
         return JsonResponse({"ok": False, "error": "No image was received."}, status=400)
@@ -125,9 +152,11 @@ def lesion_assessment(request: HttpRequest, pk: int) -> HttpResponse:
     form = AssessmentForm(request.POST, instance=lesion)
     if form.is_valid():
         form.save(commit=False)
-        services.lesion_update(request=request, user=request.user, lesion=lesion, changed=form.changed_data)
-        messages.success(request, "Assessment saved.")
-        return redirect("lesion_case", pk=lesion.pk)
+        services.lesion_update(request=request, user=request.user, lesion=lesion, changed=form.changed_data,
+                               follow_up=form.cleaned_data["follow_up"])
+        messages.success(request, "Assessment saved."
+                         + (f" Next review {lesion.next_review_date:%-d %b %Y}." if lesion.next_review_date else ""))
+        return redirect(f"{_case_url(lesion.pk)}#assessment")
     return render(request, "lesions/case.html", case_context(lesion, assessment_form=form), status=400)
 
 
@@ -140,14 +169,29 @@ def lesion_histopathology(request: HttpRequest, pk: int) -> HttpResponse:
         services.histopathology_record(request=request, user=request.user, histopathology=form.save(commit=False),
                                        changed=form.changed_data)
         messages.success(request, "Histopathology saved. " + lesion_stage_note(lesion).splitlines()[0])
-        return redirect("lesion_case", pk=lesion.pk)
+        return redirect(f"{_case_url(lesion.pk)}#histopathology")
     return render(request, "lesions/case.html", case_context(lesion, histopathology_form=form), status=400)
 
 
 @require_GET
+@passive_request
 def lesion_statuses(request: HttpRequest, pk: int) -> JsonResponse:
+    """The case page's polling: not an audited view and not activity. `poll` turns false once the
+    clinician has been idle STATUS_POLL_MAX_SECONDS, so an unattended page stops asking."""
     lesion = selectors.lesion_for(request.user, pk)
-    return JsonResponse({"analyses": selectors.analysis_statuses(lesion)})
+    return JsonResponse({"analyses": selectors.analysis_statuses(lesion),
+                         "poll": idle_seconds(request) < settings.STATUS_POLL_MAX_SECONDS})
+
+
+@require_GET
+@passive_request
+def capture_card(request: HttpRequest, pk: int) -> HttpResponse:
+    """One capture's card and the lesion's note, for the case page to swap in when an analysis
+    finishes: part of the case page already viewed (and audited), so no second "viewed" row."""
+    capture = selectors.capture_for(request.user, pk)
+    context = case_context(request, capture.lesion)
+    context["rows"] = [row for row in context["rows"] if row.capture.pk == capture.pk]
+    return render(request, "lesions/capture_card.html", context)
 
 
 @require_GET
@@ -181,18 +225,50 @@ def capture_image(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
     return response
 
 
+DICOM_KINDS = ("original", "overlay")
+
+
+def dicom_export(capture, kind: str) -> bytes:
+    """The capture (kind "original") or its overlay as DICOM bytes; raises lesions.dicom.NoOverlay."""
+    # pydicom and numpy load only when someone exports: the web process stays light.
+    from lesions import dicom  # noqa: PLC0415
+
+    return dicom.capture_dicom(capture) if kind == "original" else dicom.overlay_dicom(capture)
+
+
+@require_GET
+def capture_dicom(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
+    """The capture (or its analysis overlay) as a DICOM file to file in a PACS; audited as a download."""
+    if kind not in DICOM_KINDS:
+        raise Http404
+    capture = selectors.capture_for(request.user, pk)
+    try:
+        data = dicom_export(capture, kind)
+    except (LookupError, FileNotFoundError):  # lesions.dicom.NoOverlay is a LookupError
+        raise Http404 from None
+    audit.record(request=request, user=request.user, action=AuditEvent.Action.DOWNLOAD, obj=capture,
+                 clinic_id=capture.lesion.patient.clinic_id, detail={"format": "dicom", "image": kind})
+    return dicom_response(data, dicom_file_name(capture, kind))
+
+
+def dicom_file_name(capture, kind: str) -> str:
+    # No patient identifiers in the name: it ends up in download folders and mail attachments.
+    return f"capture-{capture.pk}-{kind}.dcm"
+
+
+def dicom_response(data: bytes, name: str) -> HttpResponse:
+    response = HttpResponse(data, content_type="application/dicom")
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
 def lesion_compare(request: HttpRequest, pk: int) -> HttpResponse:
     lesion = selectors.lesion_for(request.user, pk)
-    context = case_context(lesion)
-    rows = context["rows"]
-    ids = [int(x) for x in (request.GET.get("a"), request.GET.get("b")) if x and x.isdigit()]
-    chosen = [r for r in rows if r.capture.pk in ids]
-    if len(chosen) != 2:
-        chosen = rows[-2:]
-    context["pair"] = chosen
-    if len(chosen) == 2:
-        context["pair_change"] = change_between(chosen[0], chosen[1])
-    return render(request, "lesions/compare.html", context)
+    audit.record(request=request, user=request.user, action=AuditEvent.Action.VIEW, obj=lesion,
+                 clinic_id=lesion.patient.clinic_id, detail={"page": "compare"})
+    return render(request, "lesions/compare.html",
+                  compare_context(lesion, request.GET.get("a"), request.GET.get("b")))
 
 
 def _case_url(lesion_id: int) -> str:
@@ -205,4 +281,71 @@ def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
     audit.record(request=request, user=request.user, action=AuditEvent.Action.VIEW, obj=patient,
                  clinic_id=patient.clinic_id)
     return render(request, "clinic/patient_detail.html",
-                  {"patient": patient, "lesions": selectors.lesions_with_latest(patient)})
+                  patient_context(patient, selectors.patient_lesions_with_trends(patient)))
+
+
+def patient_summary(request: HttpRequest, pk: int) -> HttpResponse:
+    """A printable summary: every lesion, the body map and each lesion's latest capture."""
+    patient = patient_for(request.user, pk)
+    audit.record(request=request, user=request.user, action=AuditEvent.Action.VIEW, obj=patient,
+                 clinic_id=patient.clinic_id, detail={"page": "summary"})
+    return render(request, "lesions/patient_summary.html",
+                  patient_context(patient, selectors.patient_lesions_with_trends(patient)))
+
+
+def _chosen_clinic(request: HttpRequest):
+    """The clinic whose worklist is shown: ?clinic=<id> among the user's own, else the first."""
+    clinics = list(clinics_for(request.user).order_by("name", "id"))
+    wanted = request.GET.get("clinic", "")
+    chosen = next((c for c in clinics if str(c.pk) == wanted), clinics[0] if clinics else None)
+    if wanted and chosen is not None and str(chosen.pk) != wanted:
+        raise Http404
+    return clinics, chosen
+
+
+@require_GET
+def worklist(request: HttpRequest) -> HttpResponse:
+    """The home page: what waits for a clinician in one clinic today."""
+    clinics, clinic = _chosen_clinic(request)
+    today = timezone.localdate()
+    sections = selectors.worklist(clinic.pk, today) if clinic else []
+    return render(request, "lesions/worklist.html", {"clinics": clinics, "clinic": clinic, "sections": sections,
+                                                     "today": today, "due_within_days": recalls.DUE_WITHIN_DAYS})
+
+
+@require_POST
+def analysis_retry(request: HttpRequest, pk: int) -> HttpResponse:
+    analysis = selectors.analysis_for(request.user, pk)
+    if services.analysis_retry(request=request, user=request.user, analysis=analysis):
+        messages.success(request, f"Analysis of capture {analysis.capture_id} queued again.")
+    else:
+        messages.info(request, "That analysis is no longer failed; nothing to retry.")
+    back = request.POST.get("next", "")
+    if back.startswith("/") and not back.startswith("//"):
+        return redirect(back)
+    return redirect("worklist")
+
+
+@require_GET
+def recall_export(request: HttpRequest) -> HttpResponse:
+    """Recalls of one clinic up to a date (default: those due within the window) as CSV for letters."""
+    _clinics, clinic = _chosen_clinic(request)
+    if clinic is None:
+        raise Http404
+    today = timezone.localdate()
+    until = parse_date(request.GET.get("until", "") or "") or recalls.due_cutoff(today)
+    lesions = selectors.recall_list(clinic.pk, until)
+    audit.record(request=request, user=request.user, action=AuditEvent.Action.VIEW, obj=clinic,
+                 clinic_id=clinic.pk, detail={"export": "recalls", "until": until.isoformat()})
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="recalls-{clinic.pk}-{until.isoformat()}.csv"'
+    writer = csv.writer(response)
+    writer.writerow(["patient_identifier", "patient_name", "date_of_birth", "lesion", "body_site",
+                     "next_review", "state", "decision"])
+    for lesion in lesions.iterator(chunk_size=500):
+        patient = lesion.patient
+        writer.writerow(safe_row([patient.identifier, patient.name, patient.date_of_birth or "", lesion.label,
+                                  lesion.get_body_site_display(), lesion.next_review_date.isoformat(),
+                                  recalls.recall_state(lesion.next_review_date, today),
+                                  lesion.get_decision_display()]))
+    return response

@@ -55,6 +55,9 @@ class ImageAnalysis:
     heatmap: np.ndarray | None  # H×W×3 uint8, class activation map blended over the image
     features: FeatureRecord | dict  # empty when no lesion was found or features were not asked for
     timings: dict[str, float] = field(default_factory=dict)
+    # The classifier's image embedding: the input of its final Dense layer, L2-normalised
+    # (float32). For finding similar images; None where the classifier has no Dense head.
+    embedding: np.ndarray | None = None
 
 
 def _configure_threads() -> None:
@@ -102,6 +105,7 @@ class Analyzer:
         self.seg_tta = bool(self.manifest["segmenter"].get("tta", False))
         self._segment = tf.function(lambda x: self.segmenter(x, training=False), reduce_retracing=True)
         self._classify_with_cam = tf.function(self._classify_and_cam, reduce_retracing=True)
+        self._embed = _embedding_model(self.classifier)
 
     @property
     def version(self) -> str:
@@ -153,12 +157,7 @@ class Analyzer:
                        calibrated: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Melanoma outputs (calibrated when the manifest carries a calibrator, unless
         ``calibrated=False``, which fitting the calibrator needs) and CAMs on each box."""
-        if self.variant != "image":
-            images = [apply_mask(img, m) for img, m in zip(images, masks)]
-        if self.cls_input.get("colour_constancy"):
-            images = [shades_of_gray(img) for img in images]
-        boxes = self.classifier_boxes(images, masks)
-        batch = np.stack([crop_resize(img, box, self.cls_size) for img, box in zip(images, boxes)]).astype(np.float32)
+        batch = self._classifier_input(images, masks)
         n = len(images)
         if self.tta == "flip4":
             prob, cam = self._classify_with_cam(np.concatenate(
@@ -175,6 +174,29 @@ class Analyzer:
             prob = self.calibrator.apply(prob)
         return prob, cam
 
+    def _classifier_input(self, images: list[np.ndarray], masks: list[np.ndarray]) -> np.ndarray:
+        """The batch the classifier sees: masked (mask variants), colour-corrected, cropped, resized."""
+        if self.variant != "image":
+            images = [apply_mask(img, m) for img, m in zip(images, masks)]
+        if self.cls_input.get("colour_constancy"):
+            images = [shades_of_gray(img) for img in images]
+        boxes = self.classifier_boxes(images, masks)
+        return np.stack([crop_resize(img, box, self.cls_size) for img, box in zip(images, boxes)]).astype(np.float32)
+
+    def embed_batch(self, images: list[np.ndarray], masks: list[np.ndarray]) -> list[np.ndarray | None]:
+        """Image embeddings (the final Dense layer's input, L2-normalised), of the batch the
+        classifier sees, averaged over the same flips as its test-time augmentation."""
+        if self._embed is None:
+            return [None] * len(images)
+        batch = self._classifier_input(images, masks)
+        views = [batch]
+        if self.tta:
+            views.append(batch[:, :, ::-1])
+        if self.tta == "flip4":
+            views += [batch[:, ::-1], batch[:, ::-1, ::-1]]
+        vectors = np.mean([np.array(self._embed(view, training=False), np.float32) for view in views], axis=0)
+        return list(vectors / (np.linalg.norm(vectors, axis=1, keepdims=True) + 1e-12))
+
     def analyze_batch(self, images: list[np.ndarray], mm_per_pixel: list[float | None] | None = None,
                       *, features: bool = True, heatmaps: bool = True) -> list[ImageAnalysis]:
         spacing = mm_per_pixel or [None] * len(images)
@@ -182,10 +204,11 @@ class Analyzer:
         masks = self.segment_batch(images)
         t1 = time.perf_counter()
         probs, cams = self.classify_batch(images, masks)
+        embeddings = self.embed_batch(images, masks)
         boxes = self.classifier_boxes(images, masks)
         t2 = time.perf_counter()
         results = []
-        for img, mask, prob, cam, mm, box in zip(images, masks, probs, cams, spacing, boxes):
+        for img, mask, prob, cam, mm, box, vector in zip(images, masks, probs, cams, spacing, boxes, embeddings):
             f0 = time.perf_counter()
             feats = measure(img, mask, mm) if features and mask.any() else {}
             f1 = time.perf_counter()
@@ -193,7 +216,7 @@ class Analyzer:
             heat = heatmap_overlay(img, _uncrop_cam(cam, img.shape[:2], box)) if heatmaps else None
             f2 = time.perf_counter()
             results.append(ImageAnalysis(mask=mask, probability=float(prob), overlay=overlay, heatmap=heat,
-                                         features=feats, timings={
+                                         features=feats, embedding=vector, timings={
                                              "segmentation_s": (t1 - t0) / len(images),
                                              "classification_s": (t2 - t1) / len(images),
                                              "features_s": f1 - f0, "rendering_s": f2 - f1}))
@@ -201,6 +224,17 @@ class Analyzer:
 
     def analyze(self, image: np.ndarray, mm_per_pixel: float | None = None) -> ImageAnalysis:
         return self.analyze_batch([image], [mm_per_pixel])[0]
+
+
+def _embedding_model(classifier):
+    """A model from the classifier's input to the input of its last Dense layer (the penultimate
+    representation), found by layer type so that any backbone with a Dense head works."""
+    import keras
+
+    dense = [layer for layer in classifier.layers if isinstance(layer, keras.layers.Dense)]
+    if not dense:
+        return None
+    return keras.Model(classifier.inputs, dense[-1].input)
 
 
 def _uncrop_cam(cam: np.ndarray, image_size: tuple[int, int], box: tuple[int, int, int, int]) -> np.ndarray:

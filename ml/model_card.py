@@ -42,6 +42,40 @@ def results_section(seg: dict, cls: dict) -> str:
     ])
 
 
+def _ci(cls: dict, key: str) -> str:
+    ci = cls.get(f"{key}_ci95")
+    return f" (95% CI {ci[0]:.3f}–{ci[1]:.3f})" if ci else ""
+
+
+def reliability_section(cls: dict, calibrator: dict | None, calibrated: bool) -> str:
+    """Intervals, calibration, and results per source and per diagnosis (from test_metrics)."""
+    lines = [f"Test split: {cls['images']:,} images, {cls['positives']} melanomas; threshold "
+             f"{cls['threshold']:.3f} chosen on val.", "",
+             "| figure | value |", "|---|---|",
+             f"| ROC AUC | {cls['roc_auc']:.3f}{_ci(cls, 'roc_auc')} |",
+             f"| sensitivity at the threshold | {cls['sensitivity']:.3f}{_ci(cls, 'sensitivity')} |",
+             f"| specificity at the threshold | {cls['specificity']:.3f}{_ci(cls, 'specificity')} |",
+             f"| melanomas scored below the threshold | {cls.get('melanomas_below_threshold', 'n/a')} |"]
+    if "ece" in cls:
+        lines.append(f"| expected calibration error (15 bins) | {cls['ece']:.3f} |")
+    if calibrator:
+        lines.append(f"| calibration | Platt scaling fitted on {calibrator.get('fitted_on', 'val')}: slope "
+                     f"{calibrator['slope']:.3f}, intercept {calibrator['intercept']:.3f}; val ECE "
+                     f"{calibrator.get('ece_before', float('nan')):.3f} before, "
+                     f"{calibrator.get('ece_after', float('nan')):.3f} after |")
+    lines += ["", "The page calls the output a **" + ("melanoma probability" if calibrated else
+              "melanoma score (not a probability)") + "**: it is called a probability only when the test "
+              "ECE is under 0.05.", "", "| source | images | melanomas | ROC AUC | sensitivity | specificity |",
+              "|---|---|---|---|---|---|"]
+    for name, row in sorted(cls.get("per_source", {}).items()):
+        lines.append(f"| {name} | {row['images']} | {row['melanomas']} | {row.get('roc_auc', float('nan')):.3f} | "
+                     f"{row.get('sensitivity', float('nan')):.3f} | {row.get('specificity', float('nan')):.3f} |")
+    lines += ["", "| diagnosis (test) | images | scored at or above the threshold |", "|---|---|---|"]
+    for name, row in cls.get("per_diagnosis", {}).items():
+        lines.append(f"| {name} | {row['images']} | {row['above_threshold']:.0%} |")
+    return "\n".join(lines)
+
+
 def baseline_section(baseline: dict, seg: dict, cls: dict) -> str:
     bseg, bcls = baseline["segmentation"], baseline["classification"]
     return "\n".join([
@@ -74,6 +108,10 @@ def refresh(card: Path = CARD) -> list[str]:
     if seg and cls:
         text = _replace(text, "RESULTS", results_section(seg, cls))
         updated.append("results")
+        raw = json.loads((MODELS_DIR / "classifier.json").read_text())
+        text = _replace(text, "RELIABILITY", reliability_section(cls, raw.get("calibrator"),
+                                                                  bool(raw.get("calibrated"))))
+        updated.append("reliability")
         baseline = EVAL_DIR / "baseline" / "metrics.json"
         if baseline.is_file():
             text = _replace(text, "BASELINE", baseline_section(json.loads(baseline.read_text()), seg, cls))

@@ -4,12 +4,21 @@ import os
 
 import pytest
 from django.conf import settings
-from django.test import Client
+from django.test import Client, testcases
 
 from tests.factories import ClinicFactory, LesionFactory, MembershipFactory, PatientFactory, UserFactory
 from tests.support.processes import start_worker, stop_process
 
 SERVICE_SKIP_TAG = "[needs-service]"
+
+
+def _no_public_media(app):
+    return app
+
+
+# Django's live server would publish MEDIA_ROOT under MEDIA_URL; patient images are never public
+# here (MEDIA_URL is None), so every live server serves the application alone, as gunicorn does.
+testcases._MediaFilesHandler = _no_public_media
 
 
 def using_postgres() -> bool:
@@ -130,3 +139,20 @@ def analysis_worker(django_db_setup, django_db_blocker, media_root, tmp_path_fac
     proc = start_worker(env=env, name="e2e", log_path=log, purge=True)
     yield proc
     stop_process(proc)
+
+
+@pytest.fixture
+def api_token(clinician, clinic) -> str:
+    """A plaintext API token of clinic A acting as alice."""
+    from clinic.services import api_token_create
+
+    return api_token_create(request=None, created_by=None, clinic=clinic, user=clinician, name="Dermoscope 1").plaintext
+
+
+@pytest.fixture
+def api_client(api_token):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_token}")
+    return client

@@ -162,7 +162,7 @@ def test_production_healthz_is_exempt_from_the_https_redirect(tmp_path):
     code = ("import django; django.setup(); from django.test import Client; c = Client(); "
             "print(c.get('/healthz').status_code, c.get('/accounts/login/').status_code, "
             "c.get('/accounts/login/', headers={'X-Forwarded-Proto': 'https'}).status_code)")
-    result = run_python(code, PRODUCTION_ENV, tmp_path)
+    result = run_python(code, {**PRODUCTION_ENV, "TRUSTED_PROXY_COUNT": "1"}, tmp_path)  # the TLS proxy, declared
     assert result.returncode == 0, result.stderr
     healthz, page, proxied_page = result.stdout.strip().splitlines()[-1].split()
     assert healthz in {"200", "503"}, "the container probe talks plain http to /healthz"

@@ -27,6 +27,7 @@ def _secret_key_from_var() -> str:
 
 
 SECRET_KEY = env.str("SECRET_KEY", default="") or _secret_key_from_var()
+PRODUCTION = False  # True in config.settings.production; demo seeding refuses to run there
 DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -39,6 +40,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "axes",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files served from here (no CDN; CSP allows 'self' only)
     "clinic",
     "lesions",
 ]
@@ -46,10 +50,13 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "lesions.uploads.UploadLimitsMiddleware",
+    "clinic.middleware.RejectNulCharactersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "clinic.middleware.IdleSessionTimeoutMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -93,19 +100,32 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "patient_list"
+LOGIN_REDIRECT_URL = "worklist"
 LOGOUT_REDIRECT_URL = "login"
 
-# Sessions end after inactivity: the cookie is refreshed on each request.
+# Sessions end after inactivity (clinic.middleware.IdleSessionTimeoutMiddleware): the session is
+# saved when the clinician does something, never by the page's own status polling, which stops
+# asking after STATUS_POLL_MAX_SECONDS without activity.
 SESSION_COOKIE_AGE = env.int("SESSION_IDLE_TIMEOUT_MINUTES", default=30) * 60
-SESSION_SAVE_EVERY_REQUEST = True
+SESSION_SAVE_EVERY_REQUEST = False
+STATUS_POLL_MAX_SECONDS = env.int("STATUS_POLL_MAX_SECONDS", default=10 * 60)
+# Flash messages name patients ("Patient Ada Example created."): kept in the session, not in a cookie.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 
-# django-axes: lock an account+IP after repeated failures (https://django-axes.readthedocs.io).
+# Reverse proxies in front of the app that append to X-Forwarded-For (0: none, the app is reached
+# directly and the header is ignored). The audit trail and the login lockout read the client
+# address through clinic.client_address.client_ip, which trusts exactly this many hops.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+
+# django-axes: lock a username+address pair after repeated failures (https://django-axes.readthedocs.io),
+# so one person failing from one address locks neither the account elsewhere nor other clinicians
+# behind the same proxy. The address is the real client's, resolved as above.
+AXES_CLIENT_IP_CALLABLE = "clinic.client_address.client_ip"
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=0.5)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
@@ -154,11 +174,23 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
-# Uploads: checked by content (lesions/images.py).
+# Uploads: limits enforced while the request streams in (lesions/uploads.py), then checked by
+# content (lesions/images.py). Each limit is inclusive: a file of exactly UPLOAD_MAX_BYTES passes.
 UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=20 * 1024 * 1024)
+UPLOAD_MAX_FILES = env.int("UPLOAD_MAX_FILES", default=10)
+# Declared request size refused before reading: every file at its limit plus the form's fields.
+UPLOAD_MAX_REQUEST_BYTES = env.int("UPLOAD_MAX_REQUEST_BYTES", default=UPLOAD_MAX_FILES * UPLOAD_MAX_BYTES + 1024 * 1024)
 UPLOAD_MAX_PIXELS = env.int("UPLOAD_MAX_PIXELS", default=40_000_000)
+# Pixels decoded at full size per image (about 50 MB as RGB); larger JPEGs are decoded at 1/2..1/8.
+UPLOAD_MAX_DECODE_PIXELS = env.int("UPLOAD_MAX_DECODE_PIXELS", default=16_000_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 1024 * 1024
+DATA_UPLOAD_MAX_NUMBER_FILES = UPLOAD_MAX_FILES + 1  # Django's own backstop, past our clearer refusal
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+FILE_UPLOAD_HANDLERS = [
+    "lesions.uploads.UploadLimitsHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 
 # Celery. Default: kombu's filesystem transport under var/broker, so a laptop needs no server.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
@@ -200,6 +232,45 @@ ANALYSIS_MAX_ATTEMPTS = env.int("ANALYSIS_MAX_ATTEMPTS", default=3)
 ANALYSIS_STUCK_AFTER_SECONDS = env.int("ANALYSIS_STUCK_AFTER_SECONDS", default=600)
 ML_MODELS_DIR = env.str("ML_MODELS_DIR", default=str(BASE_DIR / "ml" / "models"))
 LESION_GROWTH_FLAG_FRACTION = env.float("LESION_GROWTH_FLAG_FRACTION", default=0.2)
+# Similar confirmed cases: each web process rebuilds a clinic's index when older than this.
+SIMILAR_INDEX_MAX_AGE_S = env.int("SIMILAR_INDEX_MAX_AGE_S", default=300)
+
+# Cache: rate limits of the REST API count here. The default is per process; several web
+# processes share counts through Redis, e.g. CACHE_URL=redis://127.0.0.1:6379/1.
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+
+# REST API (/api/v1/): bearer tokens from the admin, JSON only, rate-limited per token.
+# https://www.django-rest-framework.org/api-guide/settings/
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["clinic.api.authentication.ApiTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "clinic.api.schema.ApiAutoSchema",
+    "DEFAULT_METADATA_CLASS": None,  # no OPTIONS self-description: the OpenAPI schema is the description
+    "DEFAULT_THROTTLE_RATES": {
+        "api_token": env.str("API_RATE_LIMIT", default="600/minute"),
+        "api_upload": env.str("API_UPLOAD_RATE_LIMIT", default="120/minute"),
+    },
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+# https://drf-spectacular.readthedocs.io/en/latest/settings.html
+SPECTACULAR_SETTINGS = {
+    "TITLE": "LesionTrack API",
+    "DESCRIPTION": "Patients, lesions, captures, analyses and histopathology of one clinic, for dermoscopes "
+                   "and records systems. Decision support, not a diagnosis. Every request needs an API token "
+                   "(Authorization: Bearer lt_...) made by an administrator; it sees its own clinic only.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # Record ids are positive; other paths under /api/ answer a JSON 404 (config.urls).
+    "PATH_CONVERTER_OVERRIDES": {"int": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}},
+}
 
 LOGGING = {
     "version": 1,

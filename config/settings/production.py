@@ -13,8 +13,11 @@ from config.settings.base import *  # noqa: E402,F403
 from config.settings.base import env  # noqa: E402
 
 DEBUG = False
+PRODUCTION = True
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# X-Forwarded-Proto says "this came in over HTTPS" only if a proxy we run wrote it: trusted only
+# when a proxy is declared (TRUSTED_PROXY_COUNT, see base.py); otherwise any client could claim it.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if TRUSTED_PROXY_COUNT > 0 else None  # noqa: F405
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 CSRF_COOKIE_HTTPONLY = True

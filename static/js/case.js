@@ -9,6 +9,9 @@
         button.addEventListener("click", function () {
           var base = img.dataset.base;
           img.src = base.replace(/original\/$/, button.dataset.layer + "/");
+          if (button.dataset.alt) { img.alt = button.dataset.alt; }
+          var legend = card.querySelector("[data-role=heat-legend]");
+          if (legend) { legend.hidden = button.dataset.layer !== "heatmap"; }
           card.querySelectorAll("[data-layer]").forEach(function (b) {
             b.setAttribute("aria-pressed", b === button ? "true" : "false");
           });
@@ -17,10 +20,25 @@
     });
   }
 
+  // Polling neither keeps the session alive nor runs forever: the server answers poll=false once
+  // the clinician has been idle a while, and any answer that is not ours (login page after the
+  // session ended, an error) stops it too. A reload starts it again.
+  var POLL_MS = 2000;
+  var POLL_LIMIT_MS = 30 * 60 * 1000;
+  var started = Date.now();
+
+  function cardUrl(captureId) {
+    var section = document.getElementById("captures");
+    return section.dataset.cardUrl.replace("/0/", "/" + captureId + "/");
+  }
+
   function refreshCard(captureId) {
-    // Fetch the page again and swap in the finished capture's card only.
-    return fetch(window.location.pathname, { credentials: "same-origin" })
-      .then(function (r) { return r.text(); })
+    // Fetch the finished capture's card (not the whole page, which would be audited as a view).
+    return fetch(cardUrl(captureId), { credentials: "same-origin" })
+      .then(function (r) {
+        if (!r.ok || r.redirected) { throw new Error("card unavailable"); }
+        return r.text();
+      })
       .then(function (html) {
         var doc = new DOMParser().parseFromString(html, "text/html");
         var fresh = doc.getElementById("capture-" + captureId);
@@ -40,9 +58,15 @@
     if (!section) { return; }
     var pending = section.querySelectorAll('.capture[data-pending="true"]');
     if (pending.length === 0) { return; }
+    if (Date.now() - started > POLL_LIMIT_MS) { return stopPolling(section); }
+    var keepPolling = true;
     fetch(section.dataset.statusUrl, { credentials: "same-origin" })
-      .then(function (r) { return r.json(); })
+      .then(function (r) {
+        if (!r.ok || r.redirected) { keepPolling = false; throw new Error("status unavailable"); }
+        return r.json();
+      })
       .then(function (data) {
+        if (data.poll === false) { keepPolling = false; }
         var updates = [];
         data.analyses.forEach(function (a) {
           var card = document.getElementById("capture-" + a.capture_id);
@@ -57,8 +81,19 @@
         });
         return Promise.all(updates);
       })
-      .catch(function () { /* a missed poll is retried on the next tick */ })
-      .then(function () { window.setTimeout(poll, 2000); });
+      .catch(function () { /* a missed poll is retried on the next tick, unless told to stop */ })
+      .then(function () {
+        if (keepPolling) { window.setTimeout(poll, POLL_MS); } else { stopPolling(section); }
+      });
+  }
+
+  function stopPolling(section) {
+    section.dataset.polling = "stopped";
+    var note = document.createElement("p");
+    note.className = "meta";
+    note.setAttribute("role", "status");
+    note.textContent = "Live status updates paused; reload the page to see the latest results.";
+    section.appendChild(note);
   }
 
   bindToggles(document);

@@ -9,6 +9,26 @@
   var buttons = {};
   root.querySelectorAll("[data-action]").forEach(function (b) { buttons[b.dataset.action] = b; });
   var stream = null;
+  var hint = root.querySelector("[data-role=quality-hint]");
+  var hintTimer = null;
+  var limits = {
+    minLaplacianVariance: parseFloat(root.dataset.minLaplacianVariance),
+    maxClippedHighlights: parseFloat(root.dataset.maxClippedHighlights),
+    maxCrushedShadows: parseFloat(root.dataset.maxCrushedShadows)
+  };
+
+  function showHint() {
+    if (!hint || !window.lesionTrackQuality || video.hidden || !video.videoWidth) { return; }
+    var q = window.lesionTrackQuality;
+    var issues = q.verdict(q.measure(video, video.videoWidth, video.videoHeight), limits);
+    hint.textContent = issues.length ? "Image check: " + issues.join("; ") + "." : "Image check: sharp and well exposed.";
+    hint.classList.toggle("warn", issues.length > 0);
+  }
+
+  function watchQuality(on) {
+    if (hintTimer) { window.clearInterval(hintTimer); hintTimer = null; }
+    if (on) { hintTimer = window.setInterval(showHint, 800); } else if (hint) { hint.textContent = ""; }
+  }
 
   function say(text, isError) {
     message.textContent = text;
@@ -38,6 +58,7 @@
         enable([]);
         video.addEventListener("loadedmetadata", function () {
           enable(["take"]);
+          watchQuality(true);
           say("Camera on. Centre the lesion and take the picture.");
         }, { once: true });
       })
@@ -59,6 +80,7 @@
     canvas.getContext("2d").drawImage(video, 0, 0);
     canvas.hidden = false;
     video.hidden = true;
+    watchQuality(false);
     enable(["retake", "save"]);
     say("Picture taken. Save it, or retake.");
   });
@@ -66,6 +88,7 @@
   buttons.retake.addEventListener("click", function () {
     canvas.hidden = true;
     video.hidden = false;
+    watchQuality(true);
     enable(["take"]);
     say("Camera on. Centre the lesion and take the picture.");
   });

@@ -38,7 +38,7 @@ def test_login_create_patient_and_lesion_upload_and_see_the_overlay(page, clinic
     page.get_by_label("Images (JPEG or PNG, several allowed)").set_input_files(str(image))
     page.get_by_label("Pixel spacing (mm per pixel)").fill("0.05")
     page.get_by_role("button", name="Upload and analyse").click()
-    page.wait_for_url(re.compile(rf"/lesions/{lesion.pk}/$"))
+    page.wait_for_url(re.compile(rf"/lesions/{lesion.pk}/#captures$"))  # back to the section saved
     # The status updates without a reload, then the outline appears.
     page.wait_for_selector(".capture[data-status=done], .capture[data-status=failed]", timeout=90_000)
     page.wait_for_selector(".capture[data-status=done] img.capture-image[src*=overlay]")

@@ -45,9 +45,10 @@ def test_list_shows_only_own_clinics_and_searches(client_logged_in, clinic, othe
     PatientFactory(clinic=other_clinic, name="Alan Other", identifier="O-3")
     content = client_logged_in.get(reverse("patient_list")).content.decode()
     assert "Alan Turing" in content and "Ada Lovelace" in content and "Alan Other" not in content
-    content = client_logged_in.get(reverse("patient_list"), {"q": "alan"}).content.decode()
+    # Searches are posted (no names in URLs) and shown under a session token.
+    content = client_logged_in.post(reverse("patient_list"), {"q": "alan"}, follow=True).content.decode()
     assert "Alan Turing" in content and "Ada Lovelace" not in content and "Alan Other" not in content
-    content = client_logged_in.get(reverse("patient_list"), {"q": "L-2"}).content.decode()
+    content = client_logged_in.post(reverse("patient_list"), {"q": "L-2"}, follow=True).content.decode()
     assert "Ada Lovelace" in content and "Alan Turing" not in content
 
 

@@ -56,6 +56,7 @@ def test_uploaded_image_is_analysed_by_a_real_worker(analysis_worker, client_log
     assert analysis.mask.name and analysis.overlay.name
     assert {"image_load_s", "segmentation_s", "classification_s", "features_s", "total_s"} <= set(analysis.timings)
     assert "histopathology" in analysis.stage_note
+    assert "outline_on_border" in analysis.features["framing"]["measures"]  # quality check on the outline
     # Light work ran on the default queue: the thumbnail exists and is served behind the same check.
     deadline = time.monotonic() + 30
     while not capture.thumbnail and time.monotonic() < deadline:

@@ -11,20 +11,29 @@ from tests.factories import lesion_image
 
 pytestmark = [pytest.mark.security, pytest.mark.django_db]
 
-PUBLIC = {"login", "healthz"}
-# Admin views check staff status themselves; they are walked separately below.
-SKIP_NAMESPACES = {"admin"}
+PUBLIC = {"login", "healthz", "api_schema"}
+# Admin views check staff status themselves; they are walked separately below. The REST API
+# authenticates by token, not session: its routes are walked by the API tests below.
+SKIP_NAMESPACES = {"admin", "api"}
 
 
-def app_url_patterns(resolver: URLResolver | None = None, prefix: str = ""):
+def app_url_patterns(resolver: URLResolver | None = None, prefix: str = "", skip=frozenset(SKIP_NAMESPACES)):
     resolver = resolver or get_resolver()
     for entry in resolver.url_patterns:
         if isinstance(entry, URLResolver):
-            if entry.namespace in SKIP_NAMESPACES:
+            if entry.namespace in skip:
                 continue
-            yield from app_url_patterns(entry, prefix)
+            yield from app_url_patterns(entry, prefix, skip)
         elif isinstance(entry, URLPattern) and entry.name:
             yield entry
+
+
+def api_url_patterns():
+    """Every named route of the REST API (namespace 'api'), as (URL name, pattern)."""
+    for resolver in get_resolver().url_patterns:
+        if isinstance(resolver, URLResolver) and resolver.namespace == "api":
+            for entry in app_url_patterns(resolver, skip=frozenset()):
+                yield f"api:{entry.name}", entry
 
 
 def kwargs_for(pattern: URLPattern, objects: dict) -> dict:
@@ -38,7 +47,7 @@ def kwargs_for(pattern: URLPattern, objects: dict) -> dict:
         elif param == "kind":
             kwargs[param] = "original"
         elif param == "pk":
-            kind = name.split("_")[0]
+            kind = name.replace("-", "_").split("_")[0]
             kwargs[param] = objects[kind].pk
         else:
             raise AssertionError(f"the access-control walker does not know URL parameter {param!r} of {name}")
@@ -98,13 +107,14 @@ def test_other_clinics_objects_are_404_for_every_view(client_logged_in, other_cl
                                          action="view").exists()
 
 
-POST_ONLY = {"logout"}
+POST_ONLY = {"logout", "analysis_retry"}
+STAFF_ONLY = {"healthz_detail"}  # 403 for clinicians: tests/security/test_no_phi_leaks.py
 
 
 def test_own_objects_are_reachable(client_logged_in, own_objects):
     for pattern in app_url_patterns():
-        if pattern.name in PUBLIC | POST_ONLY or pattern.name.endswith(("_upload", "_webcam", "_structures", "_assessment",
-                                                            "_histopathology")):
+        if pattern.name in PUBLIC | POST_ONLY | STAFF_ONLY or pattern.name.endswith(
+                ("_upload", "_webcam", "_structures", "_assessment", "_histopathology")):
             continue
         url = reverse(pattern.name, kwargs=kwargs_for(pattern, own_objects))
         response = client_logged_in.get(url)
@@ -126,3 +136,83 @@ def test_posts_without_csrf_token_are_refused(clinician, own_objects):
 def test_admin_needs_staff(client_logged_in):
     response = client_logged_in.get("/admin/clinic/patient/")
     assert response.status_code == 302 and "/admin/login/" in response.url
+
+
+# ---------------------------------------------------------------- REST API (token per clinic)
+
+API_METHODS = ("get", "post", "put", "patch", "delete")
+
+
+def api_client_for(token: str):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client
+
+
+def test_the_api_walker_covers_every_documented_route():
+    from drf_spectacular.generators import SchemaGenerator
+
+    documented = set(SchemaGenerator().get_schema(request=None, public=True)["paths"])
+    walked = {"/" + str(p.pattern) for _, p in api_url_patterns()}
+    walked = {"/api/v1" + path.replace("<int:pk>", "{id}") for path in walked}
+    assert walked == documented
+    assert len(walked) >= 9
+
+
+def test_api_requests_without_a_token_get_401_everywhere(own_objects):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    for name, pattern in api_url_patterns():
+        url = reverse(name, kwargs=kwargs_for(pattern, own_objects))
+        for method in API_METHODS:
+            response = getattr(client, method)(url)
+            assert response.status_code == 401, f"{method.upper()} {url} gave {response.status_code}"
+            assert response.headers["Content-Type"] == "application/json"
+
+
+def test_another_clinics_records_are_404_on_every_api_route(api_token, other_clinic_objects):
+    from django.db.models import Max
+
+    from clinic.models import AuditEvent, Patient
+    from lesions.models import Histopathology, Lesion
+
+    Histopathology.objects.create(lesion=other_clinic_objects["lesion"], in_situ=True)
+    client = api_client_for(api_token)
+    before = {model: model.objects.aggregate(m=Max("updated_at" if hasattr(model, "updated_at") else "pk"))["m"]
+              for model in (Patient, Lesion)}
+    checked = 0
+    for name, pattern in api_url_patterns():
+        if not pattern.pattern.regex.groupindex:
+            continue
+        url = reverse(name, kwargs=kwargs_for(pattern, other_clinic_objects))
+        allowed = {m.lower() for m in pattern.callback.cls().allowed_methods}
+        for method in API_METHODS:
+            response = getattr(client, method)(url, {"label": "x", "name": "x", "in_situ": True}, format="json")
+            expected = 404 if method in allowed else 405
+            assert response.status_code == expected, f"{method.upper()} {url} gave {response.status_code}"
+            assert other_clinic_objects["patient"].name not in response.content.decode()
+        checked += 1
+    assert checked >= 8
+    assert not AuditEvent.objects.filter(clinic_id=other_clinic_objects["patient"].clinic_id).exclude(
+        action="create").exists()
+    assert Lesion.objects.filter(patient=other_clinic_objects["patient"]).count() == 1
+    assert before == {model: model.objects.aggregate(m=Max("updated_at" if hasattr(model, "updated_at") else "pk"))
+                      ["m"] for model in (Patient, Lesion)}
+    assert Histopathology.objects.get(lesion=other_clinic_objects["lesion"]).in_situ
+
+
+def test_own_records_are_reachable_on_every_api_route(api_token, own_objects):
+    from lesions.models import Histopathology
+
+    Histopathology.objects.create(lesion=own_objects["lesion"], in_situ=True)
+    analysis = own_objects["analysis"]
+    analysis.status, analysis.overlay = "done", own_objects["capture"].image.name  # an overlay to export
+    analysis.save()
+    client = api_client_for(api_token)
+    for name, pattern in api_url_patterns():
+        url = reverse(name, kwargs=kwargs_for(pattern, own_objects))
+        response = client.get(url)
+        assert response.status_code == 200, f"GET {url} gave {response.status_code}"

@@ -41,8 +41,11 @@ def test_security_headers_on_pages(client_logged_in):
 
 
 def test_sessions_expire_after_inactivity_and_cookies_are_http_only():
+    # Saving on every request let status polling keep an idle session alive; activity is now
+    # counted by clinic.middleware.IdleSessionTimeoutMiddleware (behaviour: test_sessions.py).
     assert settings.SESSION_COOKIE_AGE == 30 * 60
-    assert settings.SESSION_SAVE_EVERY_REQUEST and settings.SESSION_COOKIE_HTTPONLY
+    assert not settings.SESSION_SAVE_EVERY_REQUEST and settings.SESSION_COOKIE_HTTPONLY
+    assert "clinic.middleware.IdleSessionTimeoutMiddleware" in settings.MIDDLEWARE
 
 
 def test_password_validators_refuse_weak_passwords():

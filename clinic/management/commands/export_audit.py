@@ -1,15 +1,22 @@
 from __future__ import annotations
 
 import csv
+import json
 import sys
 from datetime import date, datetime, time, timedelta
 
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
+from clinic.csv_cells import safe_row
 from clinic.models import AuditEvent
 
 COLUMNS = ["at", "username", "action", "object_type", "object_id", "object_repr", "clinic_id", "ip_address", "detail"]
+
+
+def row_of(event: AuditEvent) -> list[object]:
+    return [event.at.isoformat() if c == "at" else json.dumps(event.detail) if c == "detail" else getattr(event, c)
+            for c in COLUMNS]
 
 
 class Command(BaseCommand):
@@ -30,7 +37,7 @@ class Command(BaseCommand):
             writer = csv.writer(handle)
             writer.writerow(COLUMNS)
             for event in events.iterator():
-                writer.writerow([getattr(event, c) if c != "at" else event.at.isoformat() for c in COLUMNS])
+                writer.writerow(safe_row(row_of(event)))
         finally:
             if output:
                 handle.close()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from clinic.models import Clinic
 from clinic.services import clinician_add
@@ -18,6 +19,10 @@ class Command(BaseCommand):
     help = "Create the demo clinic, a demo clinician and an admin (idempotent) and print their logins."
 
     def handle(self, *args, **options) -> None:
+        if settings.PRODUCTION:
+            # A known login and a superuser with a default password have no place in production.
+            raise CommandError("seed_demo refuses to run with production settings (it creates a superuser "
+                               "with a known password). Create real accounts with createsuperuser.")
         password = os.environ.get("DEMO_PASSWORD", "demo-lesiontrack")
         User = get_user_model()
         clinic, _ = Clinic.objects.get_or_create(name="Demo Dermatology Clinic")

@@ -57,7 +57,8 @@ class Command(BaseCommand):
             cookie = self._log_in(base, username, password)
             endpoints = {
                 "login page": "/accounts/login/",
-                "patient search": f"/?q={patient.name.split()[0]}",
+                "worklist": "/",
+                "patient search": self._search_path(base, cookie, patient.name.split()[0]),
                 "patient detail": f"/patients/{patient.pk}/",
                 "case page": f"/lesions/{lesion.pk}/",
                 "image fetch": f"/captures/{capture.pk}/image/original/",
@@ -97,6 +98,17 @@ class Command(BaseCommand):
         if response.status_code != 302:
             raise CommandError(f"login as {username} failed ({response.status_code})")
         return "; ".join(f"{k}={v}" for k, v in session.cookies.items())
+
+    def _search_path(self, base: str, cookie: str, query: str) -> str:
+        """Searches are posted (no names in URLs); the results page is addressed by a session token."""
+        headers = {"Cookie": cookie, "Referer": base + "/"}
+        page = requests.get(base + "/", headers=headers, timeout=10)
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+        response = requests.post(base + "/", data={"q": query, "csrfmiddlewaretoken": token}, headers=headers,
+                                 allow_redirects=False, timeout=10)
+        if response.status_code != 302:
+            raise CommandError(f"patient search failed ({response.status_code})")
+        return response.headers["Location"]
 
     def _time_logins(self, base: str, username: str, password: str, count: int = 10) -> dict:
         times = []

@@ -1,0 +1,181 @@
+"""The worklist home page: what waits for the clinician, per clinic, in constant queries."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from clinic.models import AuditEvent
+from lesions import selectors, services
+from lesions.models import Analysis, Histopathology, Lesion
+from tests.factories import LesionFactory, MembershipFactory, PatientFactory, lesion_image
+
+pytestmark = pytest.mark.django_db
+
+
+def analysed(lesion: Lesion, *, probability: float | None = 0.5, status: str = "done", error: str = "") -> Analysis:
+    capture = services.capture_create(request=None, user=None, lesion=lesion, data=lesion_image())
+    analysis = capture.analyses.get()
+    Analysis.objects.filter(pk=analysis.pk).update(status=status, probability=probability, threshold=0.3,
+                                                   error=error, finished_at=timezone.now())
+    analysis.refresh_from_db()
+    return analysis
+
+
+def section(response, key: str):
+    return next(s for s in response.context["sections"] if s.key == key)
+
+
+def test_the_home_page_is_the_worklist_and_needs_login(client, client_logged_in):
+    assert client.get("/").status_code == 302
+    response = client_logged_in.get("/")
+    assert response.status_code == 200
+    assert [s.key for s in response.context["sections"]] == ["unassessed", "failed", "recalls", "histopathology"]
+    content = response.content.decode()
+    assert "No analysis waits for review." in content and "No follow-up is due" in content
+
+
+def test_unassessed_analyses_come_highest_score_first_and_leave_once_assessed(client_logged_in, patient, clinician):
+    low, high = LesionFactory(patient=patient, label="low"), LesionFactory(patient=patient, label="high")
+    analysed(low, probability=0.1)
+    analysed(high, probability=0.9)
+    unassessed = section(client_logged_in.get("/"), "unassessed")
+    assert unassessed.count == 2
+    assert [a.capture.lesion.label for a in unassessed.items] == ["high", "low"]
+
+    client_logged_in.post(reverse("lesion_assessment", args=[high.pk]),
+                          {"clinical_diagnosis": "naevus", "decision": "reassure", "status": "monitoring"})
+    unassessed = section(client_logged_in.get("/"), "unassessed")
+    assert [a.capture.lesion.label for a in unassessed.items] == ["low"]
+
+    analysed(high, probability=0.95)  # a newer capture after the assessment waits for review again
+    assert [a.capture.lesion.label for a in section(client_logged_in.get("/"), "unassessed").items] == ["high", "low"]
+
+
+def test_only_the_newest_analysis_of_a_capture_counts(client_logged_in, lesion):
+    analysis = analysed(lesion, status="failed", error="model crashed")
+    Analysis.objects.create(capture=analysis.capture, model_version="newer", status="done", probability=0.4)
+    response = client_logged_in.get("/")
+    assert section(response, "failed").count == 0
+    assert section(response, "unassessed").count == 1
+
+
+def test_failed_analyses_show_the_reason_and_a_retry_that_requeues(client_logged_in, lesion):
+    failed = analysed(lesion, status="failed", error="The stored image cannot be decoded.")
+    response = client_logged_in.get("/")
+    assert section(response, "failed").items == [failed]
+    content = response.content.decode()
+    assert "The stored image cannot be decoded." in content
+    assert reverse("analysis_retry", args=[failed.pk]) in content
+
+    response = client_logged_in.post(reverse("analysis_retry", args=[failed.pk]), {"next": "/"})
+    assert response.status_code == 302 and response.url == "/"
+    failed.refresh_from_db()
+    assert failed.status == Analysis.Status.QUEUED and failed.error == ""
+    assert AuditEvent.objects.filter(object_type="Analysis", object_id=str(failed.pk), action="change").exists()
+    assert section(client_logged_in.get("/"), "failed").count == 0
+
+
+def test_retry_refuses_another_clinics_analysis_and_get(client_logged_in, other_lesion):
+    foreign = analysed(other_lesion, status="failed", error="x")
+    assert client_logged_in.post(reverse("analysis_retry", args=[foreign.pk])).status_code == 404
+    assert client_logged_in.get(reverse("analysis_retry", args=[foreign.pk])).status_code == 405
+    foreign.refresh_from_db()
+    assert foreign.status == "failed"
+
+
+def test_retry_ignores_an_offsite_next(client_logged_in, lesion):
+    failed = analysed(lesion, status="failed", error="x")
+    response = client_logged_in.post(reverse("analysis_retry", args=[failed.pk]), {"next": "//evil.example/"})
+    assert response.url == reverse("worklist")
+
+
+def test_follow_ups_due_and_overdue_are_listed_and_flagged(client_logged_in, patient):
+    today = timezone.localdate()
+    LesionFactory(patient=patient, label="overdue", next_review_date=today - timedelta(days=3))
+    LesionFactory(patient=patient, label="due", next_review_date=today + timedelta(days=5))
+    LesionFactory(patient=patient, label="later", next_review_date=today + timedelta(days=60))
+    LesionFactory(patient=patient, label="closed", next_review_date=today - timedelta(days=3), status="closed")
+    response = client_logged_in.get("/")
+    recalls = section(response, "recalls")
+    assert [(lesion.label, lesion.recall_state) for lesion in recalls.items] == [("overdue", "overdue"),
+                                                                                 ("due", "due")]
+    content = response.content.decode()
+    assert 'class="recall-overdue"' in content and "badge bad\">overdue" in content
+
+
+def test_biopsy_or_excision_without_histopathology(client_logged_in, patient):
+    waiting = LesionFactory(patient=patient, label="waiting", decision="excise")
+    done = LesionFactory(patient=patient, label="reported", decision="biopsy")
+    Histopathology.objects.create(lesion=done, in_situ=True)
+    LesionFactory(patient=patient, label="monitored", decision="monitor")
+    items = section(client_logged_in.get("/"), "histopathology").items
+    assert items == [waiting]
+
+
+def test_another_clinics_work_never_shows_and_clinic_choice_is_scoped(client_logged_in, clinician, other_lesion,
+                                                                     other_clinic):
+    analysed(other_lesion, probability=0.99)
+    response = client_logged_in.get("/")
+    assert all(s.count == 0 for s in response.context["sections"])
+    assert client_logged_in.get("/", {"clinic": other_clinic.pk}).status_code == 404
+    MembershipFactory(user=clinician, clinic=other_clinic)
+    response = client_logged_in.get("/", {"clinic": other_clinic.pk})
+    assert section(response, "unassessed").count == 1
+
+
+def test_a_clinician_without_a_clinic_sees_a_designed_empty_state(client):
+    from tests.factories import UserFactory
+
+    client.force_login(UserFactory(username="lonely"))
+    response = client.get("/")
+    assert response.status_code == 200
+    assert "not a member of any clinic" in response.content.decode()
+
+
+def populate(patient, n: int) -> None:
+    today = timezone.localdate()
+    for i in range(n):
+        lesion = LesionFactory(patient=patient, next_review_date=today - timedelta(days=i),
+                               decision="excise" if i % 2 else "monitor")
+        analysed(lesion, probability=i / (n + 1))
+        analysed(lesion, status="failed", error="x")
+
+
+def test_the_worklist_runs_in_constant_queries(client_logged_in, patient, django_assert_num_queries):
+    populate(patient, 1)
+    with CaptureQueriesContext(connection) as one:
+        assert client_logged_in.get("/").status_code == 200
+    populate(PatientFactory(clinic=patient.clinic), 30)
+    with django_assert_num_queries(len(one)):
+        response = client_logged_in.get("/")
+    assert all(s.count > 1 for s in response.context["sections"])
+
+
+def test_worklist_queries_use_indexes_not_table_scans(clinic):
+    """With sequential scans priced out, no section's query reads a whole table (on tiny test tables
+    PostgreSQL would rightly scan; this checks that indexes exist that serve every query)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("index plans are PostgreSQL's")
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+    plans = {key: queryset.explain() for key, queryset in
+             selectors.worklist_querysets(clinic.pk, timezone.localdate()).items()}
+    for key, plan in plans.items():
+        assert "Seq Scan" not in plan, f"{key}: {plan}"
+    assert "analysis_status_probability" in plans["unassessed"] or "analysis_capture_newest" in plans["unassessed"]
+
+
+def test_counts_stop_at_the_cap_and_say_so(client_logged_in, patient, monkeypatch):
+    monkeypatch.setattr(selectors, "COUNT_CAP", 3)
+    for i in range(5):
+        analysed(LesionFactory(patient=patient), probability=i / 10)
+    response = client_logged_in.get("/")
+    unassessed = section(response, "unassessed")
+    assert (unassessed.count, unassessed.more, len(unassessed.items)) == (3, True, 5)
+    assert "<strong>3+</strong> analyses to review" in response.content.decode()

@@ -1,0 +1,195 @@
+"""Django admin keeps clinic boundaries: walks every registered ModelAdmin as a staff user of
+another clinic (holding every model permission), so that a new admin cannot slip through."""
+
+from __future__ import annotations
+
+import pytest
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
+from django.contrib import admin
+from django.contrib.auth.models import Group, Permission
+from django.core.files.storage import default_storage
+from django.forms import ModelChoiceField
+from django.test import Client
+from django.urls import reverse
+
+from clinic import audit
+from clinic import services as services_clinic
+from clinic.models import ApiToken, AuditEvent, Clinic, Membership, Patient
+from lesions import services
+from lesions.models import Analysis, Capture, Histopathology, Lesion
+from tests.factories import MembershipFactory, UserFactory, lesion_image
+
+pytestmark = [pytest.mark.security, pytest.mark.django_db]
+
+SUPERUSER_ONLY = {Clinic, Membership, Group, AccessAttempt, AccessLog, AccessFailureLog, ApiToken}
+SECRETS = ["Ada Example", "MRN-A1", "Left shoulder naevus"]
+
+
+@pytest.fixture
+def clinic_a_objects(clinician, lesion):
+    from django.contrib.auth import get_user_model
+
+    capture = services.capture_create(request=None, user=clinician, lesion=lesion, data=lesion_image())
+    # Failed, so that a re-analyse action reaching it would visibly re-queue it.
+    capture.analyses.update(status=Analysis.Status.FAILED, error="decoder error")
+    analysis = capture.analyses.get()
+    histo = Histopathology.objects.create(lesion=lesion, in_situ=True)
+    event = audit.record(request=None, user=clinician, action=AuditEvent.Action.VIEW, obj=lesion,
+                         clinic_id=lesion.patient.clinic_id)
+    return {
+        Clinic: lesion.patient.clinic, Membership: Membership.objects.get(user=clinician), Patient: lesion.patient,
+        Lesion: lesion, Histopathology: histo, Capture: capture, Analysis: analysis, AuditEvent: event,
+        get_user_model(): clinician, Group: Group.objects.create(name="Clinic A leads"),
+        AccessAttempt: AccessAttempt.objects.create(username="alice", ip_address="10.0.0.1", failures_since_start=1,
+                                                    get_data="", post_data="", http_accept="", path_info="/"),
+        AccessLog: AccessLog.objects.create(username="alice", ip_address="10.0.0.1", http_accept="", path_info="/"),
+        AccessFailureLog: AccessFailureLog.objects.create(username="alice", ip_address="10.0.0.1", http_accept="",
+                                                          path_info="/"),
+        ApiToken: services_clinic.api_token_create(request=None, created_by=clinician, clinic=lesion.patient.clinic,
+                                                   user=clinician, name="Dermoscope A").token,
+    }
+
+
+@pytest.fixture
+def staff_of_clinic_b(other_clinic):
+    user = UserFactory(username="mallory", is_staff=True)
+    user.user_permissions.set(Permission.objects.all())
+    MembershipFactory(user=user, clinic=other_clinic)
+    client = Client()
+    client.force_login(user)
+    return user, client
+
+
+def admin_url(model, view: str, *args) -> str:
+    return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_{view}", args=args)
+
+
+def assert_no_secrets(response, where: str) -> None:
+    content = response.content.decode(errors="replace")
+    for secret in SECRETS:
+        assert secret not in content, f"{where} shows {secret!r}"
+
+
+def snapshot(objects: dict) -> dict:
+    from django.forms.models import model_to_dict
+
+    return {model: model_to_dict(model._default_manager.get(pk=obj.pk)) for model, obj in objects.items()}
+
+
+def test_every_registered_admin_is_walked(clinic_a_objects):
+    unknown = set(admin.site._registry) - set(clinic_a_objects)
+    assert not unknown, f"add a clinic-A object for {unknown} to the admin walker"
+
+
+def test_staff_of_another_clinic_reaches_nothing_of_clinic_a(clinic_a_objects, staff_of_clinic_b):
+    user, client = staff_of_clinic_b
+    before = snapshot(clinic_a_objects)
+    files_before = {n: default_storage.exists(n) for n in (clinic_a_objects[Capture].image.name,)}
+    walked = 0
+    for model, model_admin in admin.site._registry.items():
+        obj = clinic_a_objects[model]
+        pk = str(obj.pk)
+        changelist = client.get(admin_url(model, "changelist"))
+        if model in SUPERUSER_ONLY or model is type(clinic_a_objects[Lesion].created_by or user):
+            assert changelist.status_code == 403, f"{model.__name__} changelist gave {changelist.status_code}"
+            for view in ("add",):
+                assert client.get(admin_url(model, view)).status_code == 403
+            for view in ("change", "delete", "history"):
+                assert client.get(admin_url(model, view, pk)).status_code in (403, 302)
+                assert client.post(admin_url(model, view, pk), {"post": "yes"}).status_code in (403, 302)
+        else:
+            assert changelist.status_code == 200, f"{model.__name__} changelist gave {changelist.status_code}"
+            shown = list(changelist.context["cl"].result_list)
+            assert obj not in shown, f"{model.__name__} changelist lists clinic A's row"
+            assert_no_secrets(changelist, f"{model.__name__} changelist")
+            searched = client.get(admin_url(model, "changelist"), {"q": "Ada"})
+            assert searched.status_code == 200 and obj not in list(searched.context["cl"].result_list)
+            for view in ("change", "history", "delete"):
+                response = client.get(admin_url(model, view, pk))
+                assert response.status_code in (302, 403, 404), f"GET {model.__name__} {view} gave {response.status_code}"
+                assert_no_secrets(client.get(admin_url(model, view, pk), follow=True), f"{model.__name__} {view}")
+            response = client.post(admin_url(model, "delete", pk), {"post": "yes"})
+            assert response.status_code in (302, 403, 404)
+            response = client.post(admin_url(model, "change", pk), {})
+            assert response.status_code in (302, 403, 404)
+            add = client.get(admin_url(model, "add"))
+            assert add.status_code in (200, 403)
+            if add.status_code == 200:
+                form = add.context["adminform"].form
+                for name, field in form.fields.items():
+                    if isinstance(field, ModelChoiceField):
+                        related = field.queryset.model
+                        if related in clinic_a_objects:
+                            assert clinic_a_objects[related] not in field.queryset, \
+                                f"{model.__name__} add offers clinic A's {related.__name__} in {name}"
+            for action in model_admin.get_actions(changelist.wsgi_request):
+                client.post(admin_url(model, "changelist"),
+                            {"action": action, "_selected_action": [pk], "confirm": "yes", "post": "yes"})
+        walked += 1
+    assert walked == len(admin.site._registry)
+    assert snapshot(clinic_a_objects) == before
+    assert all(default_storage.exists(n) == e for n, e in files_before.items())
+    assert clinic_a_objects[Capture].analyses.count() == 1
+    assert not AuditEvent.objects.filter(user=user, clinic_id=clinic_a_objects[Clinic].pk).exists()
+
+
+def test_staff_cannot_add_themselves_to_another_clinic(clinic_a_objects, staff_of_clinic_b):
+    user, client = staff_of_clinic_b
+    clinic_a = clinic_a_objects[Clinic]
+    response = client.post(admin_url(Membership, "add"), {"user": user.pk, "clinic": clinic_a.pk, "role": "lead"})
+    assert response.status_code == 403
+    response = client.post(admin_url(Clinic, "change", clinic_a.pk), {
+        "name": clinic_a.name, "memberships-TOTAL_FORMS": "1", "memberships-INITIAL_FORMS": "0",
+        "memberships-0-user": user.pk, "memberships-0-role": "lead"})
+    assert response.status_code == 403
+    assert not Membership.objects.filter(user=user, clinic=clinic_a).exists()
+    assert client.get(reverse("patient_detail", args=[clinic_a_objects[Patient].pk])).status_code == 404
+
+
+@pytest.mark.parametrize("model,data", [
+    (Patient, lambda o: {"clinic": o[Clinic].pk, "identifier": "X-1", "name": "Planted", "sex": "unknown"}),
+    (Lesion, lambda o: {"patient": o[Patient].pk, "label": "Planted", "body_site": "unknown",
+                        "status": "monitoring", "histopathology-TOTAL_FORMS": "0",
+                        "histopathology-INITIAL_FORMS": "0"}),
+])
+def test_admin_add_refuses_another_clinics_parent(clinic_a_objects, staff_of_clinic_b, model, data):
+    _, client = staff_of_clinic_b
+    before = model.objects.count()
+    response = client.post(admin_url(model, "add"), data(clinic_a_objects))
+    assert response.status_code == 200  # the form again, with an error
+    assert response.context["adminform"].form.errors
+    assert model.objects.count() == before
+
+
+def test_admin_reads_and_writes_leave_audit_rows(clinician, lesion, other_clinic):
+    clinician.is_staff = True
+    clinician.save()
+    clinician.user_permissions.set(Permission.objects.all())
+    client = Client()
+    client.force_login(clinician)
+    patient = lesion.patient
+    assert client.get(admin_url(Patient, "change", patient.pk)).status_code == 200
+    assert AuditEvent.objects.filter(action="view", object_type="Patient", object_id=str(patient.pk),
+                                     username="alice", detail__via="admin").count() == 1
+    response = client.post(admin_url(Lesion, "change", lesion.pk), {
+        "patient": patient.pk, "label": "Renamed", "body_site": "unknown", "status": "monitoring",
+        "histopathology-TOTAL_FORMS": "0", "histopathology-INITIAL_FORMS": "0"})
+    assert response.status_code == 302
+    change = AuditEvent.objects.get(action="change", object_type="Lesion", object_id=str(lesion.pk))
+    assert change.clinic_id == patient.clinic_id and "label" in change.detail["fields"]
+
+
+def test_capture_and_analysis_change_pages_render_on_local_storage(clinician, lesion):
+    """Was a 500: the read-only image field asked local storage (no base URL) for a URL."""
+    superuser = UserFactory(username="root", is_staff=True, is_superuser=True)
+    MembershipFactory(user=superuser, clinic=lesion.patient.clinic)
+    capture = services.capture_create(request=None, user=clinician, lesion=lesion, data=lesion_image())
+    client = Client()
+    client.force_login(superuser)
+    response = client.get(admin_url(Capture, "change", capture.pk))
+    assert response.status_code == 200
+    image_url = reverse("capture_image", args=[capture.pk, "original"])
+    assert image_url in response.content.decode()
+    assert client.get(image_url).status_code == 200  # through the checked view, with its audit row
+    assert AuditEvent.objects.filter(action="download", object_id=str(capture.pk), username="root").exists()
+    assert client.get(admin_url(Analysis, "change", capture.analyses.get().pk)).status_code == 200

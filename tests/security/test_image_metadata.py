@@ -1,0 +1,139 @@
+"""Stored images carry no metadata of any kind: each kind is uploaded and looked for in storage."""
+
+from __future__ import annotations
+
+import io
+import struct
+
+import pytest
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+from PIL import Image, ImageCms, PngImagePlugin
+
+from lesions.models import Capture
+
+pytestmark = [pytest.mark.security, pytest.mark.django_db]
+
+SECRET = b"SECRET-ADA-EXAMPLE"
+XMP = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:Description>' + SECRET + b"</rdf:Description></x:xmpmeta>"
+
+
+def picture() -> Image.Image:
+    img = Image.new("RGB", (96, 64), (222, 184, 160))
+    img.paste((95, 55, 35), (30, 20, 66, 44))
+    return img
+
+
+def adobe_like_profile() -> bytes:
+    """A non-sRGB profile (a LAB-based one Pillow can build) carrying the secret in its description."""
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+    data = bytearray(profile.tobytes())
+    return bytes(data) + SECRET  # trailing bytes are kept by readers that copy the profile
+
+
+def jpeg(**kwargs) -> bytes:
+    out = io.BytesIO()
+    picture().save(out, format="JPEG", quality=95, **kwargs)
+    return out.getvalue()
+
+
+def png(**kwargs) -> bytes:
+    out = io.BytesIO()
+    picture().save(out, format="PNG", **kwargs)
+    return out.getvalue()
+
+
+def png_text() -> bytes:
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Patient", SECRET.decode())
+    info.add_text("Compressed", SECRET.decode(), zip=True)
+    info.add_itxt("XML:com.adobe.xmp", XMP.decode())
+    return png(pnginfo=info)
+
+
+def png_exif() -> bytes:
+    exif = Image.Exif()
+    exif[0x010F] = SECRET.decode()
+    return png(exif=exif.tobytes())
+
+
+def carries_secret(data: bytes) -> bool:
+    """In the bytes, or inside a compressed chunk (PNG's iCCP and zTXt are zlib-compressed)."""
+    with Image.open(io.BytesIO(data)) as img:
+        img.load()
+        values = [*img.info.values(), *getattr(img, "text", {}).values()]
+    return SECRET in data or any(SECRET in (v if isinstance(v, bytes) else str(v).encode()) for v in values)
+
+
+def jpeg_segments(data: bytes) -> list[int]:
+    """The marker of every segment before the image data (SOS)."""
+    markers, i = [], 2
+    while i < len(data) and data[i] == 0xFF:
+        marker = data[i + 1]
+        if marker == 0xDA:
+            break
+        length = struct.unpack(">H", data[i + 2:i + 4])[0]
+        markers.append(marker)
+        i += 2 + length
+    return markers
+
+
+def png_chunks(data: bytes) -> list[bytes]:
+    chunks, i = [], 8
+    while i < len(data):
+        length = struct.unpack(">I", data[i:i + 4])[0]
+        chunks.append(data[i + 4:i + 8])
+        i += 12 + length
+    return chunks
+
+
+KINDS = {
+    "jpeg-comment": ("a.jpg", lambda: jpeg(comment=SECRET)),
+    "jpeg-xmp": ("b.jpg", lambda: jpeg(xmp=XMP)),
+    "jpeg-icc": ("c.jpg", lambda: jpeg(icc_profile=adobe_like_profile())),
+    "jpeg-exif": ("d.jpg", lambda: jpeg(exif=_exif_with_secret())),
+    "png-text": ("e.png", png_text),
+    "png-icc": ("f.png", lambda: png(icc_profile=adobe_like_profile())),
+    "png-exif": ("g.png", png_exif),
+}
+
+
+def _exif_with_secret() -> bytes:
+    exif = Image.Exif()
+    exif[0x010F] = SECRET.decode()
+    return exif.tobytes()
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_each_kind_of_metadata_is_gone_from_storage(client_logged_in, lesion, kind):
+    name, make = KINDS[kind]
+    data = make()
+    assert carries_secret(data), "the test file must carry the metadata"
+    response = client_logged_in.post(reverse("lesion_upload", args=[lesion.pk]),
+                                     {"images": [SimpleUploadedFile(name, data)], "modality": "dermoscopic"})
+    assert response.status_code == 302
+    capture = Capture.objects.get()
+    with default_storage.open(capture.image.name) as handle:
+        stored = handle.read()
+    assert SECRET not in stored and not carries_secret(stored)
+    with Image.open(io.BytesIO(stored)) as img:
+        assert not {"comment", "xmp", "icc_profile", "exif", "Patient", "Compressed", "XML:com.adobe.xmp"} & set(img.info)
+        assert img.size == (96, 64)
+    if name.endswith(".jpg"):
+        # Only JFIF (APP0), quantisation/Huffman tables and frame headers: no APPn (EXIF, XMP, ICC) nor COM.
+        markers = jpeg_segments(stored)
+        assert not [m for m in markers if 0xE1 <= m <= 0xEF or m == 0xFE], [hex(m) for m in markers]
+    else:
+        assert set(png_chunks(stored)) <= {b"IHDR", b"IDAT", b"IEND"}
+
+
+def test_colours_are_kept_when_the_profile_is_applied_and_dropped(client_logged_in, lesion):
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+    data = jpeg(icc_profile=srgb.tobytes())
+    client_logged_in.post(reverse("lesion_upload", args=[lesion.pk]),
+                          {"images": [SimpleUploadedFile("p.jpg", data)], "modality": "dermoscopic"})
+    capture = Capture.objects.get()
+    with default_storage.open(capture.image.name) as handle, Image.open(handle) as img:
+        r, g, b = img.convert("RGB").getpixel((5, 5))
+    assert abs(r - 222) <= 3 and abs(g - 184) <= 3 and abs(b - 160) <= 3

@@ -1,0 +1,164 @@
+"""Upload limits hold exactly at their value (limit - 1, limit, limit + 1) and refuse early."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import RequestFactory
+from django.urls import reverse
+from PIL import Image, ImageFile
+
+from lesions.models import Capture
+from lesions.uploads import UploadLimitsMiddleware
+from tests.factories import lesion_image
+
+pytestmark = [pytest.mark.security, pytest.mark.django_db]
+
+
+def upload(client, lesion, files: list[tuple[str, bytes]], **extra):
+    return client.post(reverse("lesion_upload", args=[lesion.pk]),
+                       {"images": [SimpleUploadedFile(n, d, content_type="image/jpeg") for n, d in files],
+                        "modality": "dermoscopic", **extra})
+
+
+@pytest.fixture
+def service_calls(monkeypatch):
+    """Every byte string that reached the image check (a refused file must never get there)."""
+    from lesions import services
+
+    seen: list[int] = []
+    original = services.clean_image_bytes
+
+    def spy(data, **kwargs):
+        seen.append(len(data))
+        return original(data, **kwargs)
+
+    monkeypatch.setattr(services, "clean_image_bytes", spy)
+    return seen
+
+
+@pytest.mark.parametrize("offset,accepted", [(-1, False), (0, True), (1, True)])
+def test_byte_limit_holds_at_the_limit(client_logged_in, lesion, settings, service_calls, offset, accepted):
+    data = lesion_image((200, 150))
+    settings.UPLOAD_MAX_BYTES = len(data) + offset
+    response = upload(client_logged_in, lesion, [("scan.jpg", data)])
+    assert (response.status_code == 302) is accepted
+    assert Capture.objects.count() == (1 if accepted else 0)
+    if not accepted:
+        content = response.content.decode()
+        assert "scan.jpg" in content and "the limit is" in content
+        assert service_calls == []  # refused while streaming, never read into memory as a whole
+
+
+def test_byte_limit_in_the_service_holds_at_the_limit():
+    from django.core.exceptions import ValidationError
+
+    from lesions.images import clean_image_bytes
+
+    data = lesion_image((200, 150))
+    clean_image_bytes(data, max_bytes=len(data))
+    clean_image_bytes(data, max_bytes=len(data) + 1)
+    with pytest.raises(ValidationError, match="the limit is"):
+        clean_image_bytes(data, max_bytes=len(data) - 1)
+
+
+@pytest.mark.parametrize("count,accepted", [(1, True), (2, True), (3, False)])
+def test_files_per_request_cap(client_logged_in, lesion, settings, count, accepted):
+    settings.UPLOAD_MAX_FILES = 2
+    response = upload(client_logged_in, lesion, [(f"{i}.jpg", lesion_image()) for i in range(count)])
+    assert (response.status_code == 302) is accepted
+    assert Capture.objects.count() == (count if accepted else 0)
+    if not accepted:
+        assert "More than 2 images" in response.content.decode()
+
+
+@pytest.mark.parametrize("offset,refused", [(-1, False), (0, False), (1, True)])
+def test_declared_request_size_is_refused_before_reading(settings, offset, refused):
+    settings.UPLOAD_MAX_REQUEST_BYTES = 10_000
+    reached = []
+    middleware = UploadLimitsMiddleware(lambda request: reached.append(request) or "view")
+    request = RequestFactory().post("/lesions/1/captures/", data=b"", content_type="multipart/form-data; boundary=x",
+                                    CONTENT_LENGTH=str(10_000 + offset))
+    response = middleware(request)
+    if refused:
+        assert response.status_code == 413 and not reached
+        assert "the limit is 0.01 MB per request" in response.content.decode()
+    else:
+        assert response == "view"
+
+
+def test_an_oversized_declared_upload_gets_a_clear_answer(client_logged_in, lesion, settings):
+    response = client_logged_in.post(reverse("lesion_upload", args=[lesion.pk]),
+                                     {"images": [SimpleUploadedFile("a.jpg", lesion_image())]},
+                                     CONTENT_LENGTH=str(settings.UPLOAD_MAX_REQUEST_BYTES + 1))
+    assert response.status_code == 413
+    assert "per request" in response.content.decode() and Capture.objects.count() == 0
+    webcam = client_logged_in.post(reverse("lesion_webcam", args=[lesion.pk]),
+                                   {"image": SimpleUploadedFile("w.png", lesion_image(fmt="PNG"))},
+                                   CONTENT_LENGTH=str(settings.UPLOAD_MAX_REQUEST_BYTES + 1))
+    assert webcam.status_code == 413 and "per request" in webcam.json()["error"]
+
+
+def test_webcam_still_over_the_byte_limit_is_refused_with_the_limit(client_logged_in, lesion, settings):
+    data = lesion_image(fmt="PNG")
+    settings.UPLOAD_MAX_BYTES = len(data) - 1
+    response = client_logged_in.post(reverse("lesion_webcam", args=[lesion.pk]),
+                                     {"image": SimpleUploadedFile("w.png", data), "modality": "clinical"})
+    assert response.status_code == 400 and "the limit is" in response.json()["error"]
+    assert Capture.objects.count() == 0
+
+
+@pytest.mark.parametrize("offset,accepted", [(-1, False), (0, True), (1, True)])
+def test_pixel_limit_holds_at_the_limit(client_logged_in, lesion, settings, offset, accepted):
+    settings.UPLOAD_MAX_PIXELS = 160 * 120 + offset
+    response = upload(client_logged_in, lesion, [("p.jpg", lesion_image((160, 120)))])
+    assert (response.status_code == 302) is accepted
+    if not accepted:
+        assert "megapixels" in response.content.decode()
+
+
+@pytest.fixture
+def decoded_sizes(monkeypatch):
+    sizes: list[tuple[int, int]] = []
+    original = ImageFile.ImageFile.load
+
+    def load(self):
+        sizes.append(self.size)
+        return original(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
+    return sizes
+
+
+@pytest.mark.parametrize("offset,stored_size", [(-1, (80, 60)), (0, (160, 120)), (1, (160, 120))])
+def test_jpeg_above_the_decode_budget_is_decoded_at_a_reduced_scale(client_logged_in, lesion, settings,
+                                                                    decoded_sizes, offset, stored_size):
+    settings.UPLOAD_MAX_DECODE_PIXELS = 160 * 120 + offset
+    response = upload(client_logged_in, lesion, [("big.jpg", lesion_image((160, 120)))], mm_per_pixel="0.05")
+    assert response.status_code == 302
+    capture = Capture.objects.get()
+    assert (capture.width, capture.height) == stored_size
+    assert max(w * h for w, h in decoded_sizes) <= settings.UPLOAD_MAX_DECODE_PIXELS
+    # The clinician's pixel spacing was for the original pixels.
+    assert capture.mm_per_pixel == pytest.approx(0.05 * 160 / stored_size[0])
+
+
+@pytest.mark.parametrize("offset,accepted", [(-1, False), (0, True)])
+def test_png_above_the_decode_budget_is_refused_with_the_limit(client_logged_in, lesion, settings, offset, accepted):
+    settings.UPLOAD_MAX_DECODE_PIXELS = 160 * 120 + offset
+    response = upload(client_logged_in, lesion, [("big.png", lesion_image((160, 120), fmt="PNG"))])
+    assert (response.status_code == 302) is accepted
+    if not accepted:
+        assert "megapixels are not processed" in response.content.decode()
+
+
+def test_a_6300_pixel_square_photo_is_never_decoded_at_full_size(decoded_sizes, settings):
+    from lesions.images import clean_image_bytes
+
+    out = io.BytesIO()
+    Image.new("L", (6300, 6300), 128).save(out, format="JPEG", quality=50)
+    clean = clean_image_bytes(out.getvalue())
+    assert max(w * h for w, h in decoded_sizes) <= settings.UPLOAD_MAX_DECODE_PIXELS < 6300 * 6300
+    assert (clean.width, clean.height, clean.downscale) == (3150, 3150, 2)
