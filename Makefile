@@ -1,13 +1,13 @@
 # LesionTrack: `make run` starts the app on embedded defaults, `make test` runs every test,
-# `make bench` runs the benchmarks. Each creates .venv and installs pinned requirements first.
+# `make bench` runs the benchmarks, `make docker-test` builds the images and runs the compose stack. Each creates .venv and installs pinned requirements first.
 PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test test-fast lint bench install install-dev browser-deps js-deps test-tools clean
+.PHONY: run test test-fast lint bench install install-dev browser-deps js-deps test-tools clean docker-test docker-images
 
-$(VENV)/.installed-runtime: requirements.txt
+$(VENV)/.installed-runtime: requirements.txt requirements-web.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found; try: make PYTHON=python3 ..."; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --disable-pip-version-check -q -r requirements.txt
@@ -53,6 +53,18 @@ lint: install-dev
 bench: install-dev
 	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 	DJANGO_SETTINGS_MODULE=config.settings.dev $(PY) bench/run_all.py
+
+# Docker (root; needs dockerd, BuildKit, and with DOCKER_BASES=local debootstrap): build the web, worker
+# and service images, bring up docker-compose.yml, log in, upload an image, see the worker analyse it,
+# tear down; prints image sizes and step timings (bench-results/docker-stack.json). About 20 minutes
+# cold on 2 cores, so CI does not run it (README, "Docker").
+DOCKER_BASES ?= local
+docker-test: install-dev
+	$(PY) tests/docker/run_stack.py --bases $(DOCKER_BASES)
+
+# The images compose runs by default (tag latest); DOCKER_GPU=1 adds worker-gpu.
+docker-images: install-dev
+	$(PY) tests/docker/run_stack.py --bases $(DOCKER_BASES) --build-only --tag latest $(if $(DOCKER_GPU),--gpu)
 
 clean:
 	rm -rf $(VENV) var/broker var/staticfiles node_modules

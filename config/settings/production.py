@@ -25,3 +25,6 @@ CSRF_COOKIE_HTTPONLY = True
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = True
+# The container health probe and load balancers call /healthz on plain http from inside the
+# deployment; everything else is redirected to https.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
