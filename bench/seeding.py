@@ -35,10 +35,9 @@ from django.db.models import Count
 from django.utils import timezone
 
 from clinic.models import AuditEvent, Clinic, Membership, Patient
-from lesions.evolution import compare
 from lesions.images import clean_image_bytes, decode_rgb, encode_png
 from lesions.models import Analysis, BodySite, Capture, Histopathology, Lesion
-from lesions.notes import note_from_features, tds_record
+from lesions.notes import change_between, note_from_features, point_with_calibration, tds_record
 from ml.contracts import ModelManifest, read_model_manifest
 from ml.features import measure
 from ml.postprocess import overlay_outline
@@ -137,15 +136,17 @@ class AnalysisRecords:
 
     def __init__(self, pool: list[PoolEntry], manifest: ModelManifest) -> None:
         self.pool = pool
-        self.point = manifest.operating_point()  # as run_analysis takes it from the worker's models
-        self.growth_flag = settings.LESION_GROWTH_FLAG_FRACTION
+        self.manifest = manifest
+        self.point = point_with_calibration(manifest)  # as run_analysis takes it from the worker's models
 
     @cache  # noqa: B019 - one instance per seed run
     def features(self, entry: int, previous: int | None, structures: tuple[str, ...]) -> dict:
         features = dict(self.pool[entry].features)
-        features["tds"] = tds_record(features, list(structures))
+        # Seeded captures are dermoscopic images of melanocytic lesions, taken with one calibration.
+        features["tds"] = tds_record(features, list(structures), modality="dermoscopic", melanocytic=True)
         before = self.pool[previous].features if previous is not None else None
-        change = compare(before, features, self.growth_flag) if before else None
+        change = (change_between(before, features, before_modality="dermoscopic", after_modality="dermoscopic",
+                                 manifest=self.manifest) if before else None)
         features["change"] = change.as_dict() if change else None
         return features
 

@@ -10,7 +10,6 @@ from django.conf import settings
 from lesions import notes, stage_note, staging
 from lesions.forms import DERMOSCOPIC_STRUCTURES
 from lesions.models import Histopathology
-from ml import features
 from ml.contracts import ModelManifest
 
 AJCC = ("Gershenwald J.E. et al., Melanoma staging: evidence-based changes in the AJCC eighth edition cancer "
@@ -72,6 +71,8 @@ def staging_section() -> Section:
 
 
 def dermoscopy_section() -> Section:
+    from ml import features  # noqa: PLC0415 -- numpy: the web process imports this module at start, not numpy
+
     w = features.TDS_WEIGHTS
     return Section("Dermoscopy: ABCD rule and Total Dermoscopy Score", [
         Rule("The TDS is computed only for dermoscopic captures of lesions the clinician marked melanocytic "

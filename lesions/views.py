@@ -233,7 +233,7 @@ def capture_card(request: HttpRequest, pk: int) -> HttpResponse:
     """One capture's card and the lesion's note, for the case page to swap in when an analysis
     finishes: part of the case page already viewed (and audited), so no second "viewed" row."""
     capture = selectors.capture_for(request.user, pk)
-    context = case_context(request, capture.lesion)
+    context = case_context(capture.lesion)
     context["rows"] = [row for row in context["rows"] if row.capture.pk == capture.pk]
     return render(request, "lesions/capture_card.html", context)
 

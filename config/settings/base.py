@@ -97,7 +97,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # of, so nothing needs invalidating and a deploy starts cold. Django's {% cache %} tag uses
 # "template_fragments". https://docs.djangoproject.com/en/5.2/topics/cache/#template-fragment-caching
 CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "default"},
+    # Rate limits of the API live here: use Redis (CACHE_URL) when several web processes share them.
+    "default": env.cache("CACHE_URL", default="locmemcache://default"),
     "template_fragments": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "fragments",
                            "OPTIONS": {"MAX_ENTRIES": env.int("FRAGMENT_CACHE_ENTRIES", default=20_000)}},
 }
@@ -272,7 +273,6 @@ SIMILAR_INDEX_MAX_AGE_S = env.int("SIMILAR_INDEX_MAX_AGE_S", default=300)
 
 # Cache: rate limits of the REST API count here. The default is per process; several web
 # processes share counts through Redis, e.g. CACHE_URL=redis://127.0.0.1:6379/1.
-CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 
 # REST API (/api/v1/): bearer tokens from the admin, JSON only, rate-limited per token.
 # https://www.django-rest-framework.org/api-guide/settings/

@@ -123,8 +123,8 @@ class HistopathologySerializer(StrictModelSerializer):
 
     class Meta:
         model = Histopathology
-        fields = ["lesion", "in_situ", "breslow_mm", "ulceration", "mitotic_rate_per_mm2", "sentinel_node",
-                  "n_category", "m_category", "recorded_at", "stage_note"]
+        fields = ["lesion", "primary_tumour", "in_situ", "breslow_mm", "ulceration", "mitotic_rate_per_mm2",
+                  "sentinel_node", "n_category", "m_category", "ldh", "recorded_at", "stage_note"]
         read_only_fields = ["lesion", "recorded_at", "stage_note"]
 
     @extend_schema_field(OpenApiTypes.STR)

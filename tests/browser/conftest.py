@@ -36,14 +36,33 @@ def browser():
         os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
+def _fake_camera_file() -> str:
+    """Chromium's fake camera plays this MJPEG (concatenated JPEG frames): a synthetic lesion, so that
+    a webcam capture is a plausible lesion picture (its default test pattern is refused as not
+    analysable, rightly)."""
+    import tempfile
+
+    from tests.factories import lesion_image
+
+    handle = tempfile.NamedTemporaryFile(prefix="fake-camera-", suffix=".mjpeg", delete=False)
+    with handle:
+        frame = lesion_image((640, 480), radius=120)
+        for _ in range(30):
+            handle.write(frame)
+    return handle.name
+
+
 def _launch(playwright):
+    camera = _fake_camera_file()
     browser = playwright.chromium.launch(
         executable_path=CHROMIUM, headless=True,
         args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
               "--disable-component-update", "--disable-sync", "--no-first-run",
-              "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"])
+              "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+              f"--use-file-for-fake-video-capture={camera}"])
     yield browser
     browser.close()
+    os.unlink(camera)
 
 
 @pytest.fixture

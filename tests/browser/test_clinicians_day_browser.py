@@ -65,7 +65,7 @@ def finished(lesion: Lesion, probability: float, *, days_ago: int = 0, status: s
 def clinic_day(clinician, clinic, monkeypatch):
     # The rows below are finished by hand: nothing may reach a worker that the session's
     # end-to-end tests left running (it would analyse them again).
-    monkeypatch.setattr(services, "enqueue_analysis", lambda analysis_id: None)
+    monkeypatch.setattr(services, "enqueue_analysis_or_flag", lambda analysis_id: True)
     monkeypatch.setattr(services, "enqueue_thumbnail", lambda capture_id: None)
     patient = PatientFactory(clinic=clinic, name="Grace Hopper", identifier="MRN-100")
     suspicious = LesionFactory(patient=patient, label="Left scapula", body_map_view="back", body_map_x=0.42,
@@ -398,8 +398,10 @@ def test_phone_case_page_leads_with_capture_and_app_installs(browser, live_serve
     screenshot(page, "28-phone-case-collapsed")
     sections = page.evaluate("() => Array.from(document.querySelectorAll('main > *, .case-layout > *'))"
                              ".map(e => [e.tagName + '#' + e.id + '.' + e.className, e.getBoundingClientRect().height])")
-    # Six captures, the older five collapsed: 4,457 px measured (the issue found ~7,000 px for fewer).
-    assert height < 4600, (height, sections)
+    # Six captures, the older five collapsed: 4,457 px measured before the clinical-safety work added
+    # Stolz's counting rule to every structure checkbox and the melanocytic step (5,002 px after it);
+    # the issue found ~7,000 px for fewer captures. The budget keeps the page well under that.
+    assert height < 5200, (height, sections)
     page.get_by_text(re.compile(r"Earlier captures \(5\)")).tap()
     expect(page.locator("[data-role=older-captures] article.capture").first).to_be_visible()
     screenshot(page, "28-phone-case")

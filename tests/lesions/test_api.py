@@ -134,7 +134,9 @@ def test_histopathology_follows_the_forms_rules(api_client, lesion):
     assert refused.status_code == 400
     assert "Breslow thickness is needed" in refused.json()["breslow_mm"][0]
     assert not Histopathology.objects.exists()
-    created = api_client.put(url, {"breslow_mm": "1.20", "ulceration": True, "sentinel_node": "negative"})
+    # N and M start "not assessed" (#17): a complete report states them for the stage group.
+    created = api_client.put(url, {"breslow_mm": "1.20", "ulceration": True, "sentinel_node": "negative",
+                                   "n_category": "N0", "m_category": "M0"})
     assert created.status_code == 201, created.content
     assert "IIB" in created.json()["stage_note"] or "II" in created.json()["stage_note"]
     updated = api_client.put(url, {"in_situ": True})

@@ -34,9 +34,10 @@ class FakeAnalyzer:
                             [np.zeros((2, 2)) for _ in images], [(0, 0, 4, 4) for _ in images],
                             {"segmentation_s": 0.0, "batch_size": len(images)})
 
-    def finish_image(self, image, mask, probability, cam, box, mm_per_pixel=None, *, model_timings=None):
+    def finish_image(self, image, mask, probability, cam, box, mm_per_pixel=None, *, model_timings=None,
+                     embedding=None):
         return ImageAnalysis(mask=mask, probability=probability, overlay=image, heatmap=None, features={},
-                             timings=dict(model_timings or {}))
+                             embedding=embedding, timings=dict(model_timings or {}))
 
 
 def run_concurrently(batcher: BatchingAnalyzer, count: int) -> tuple[dict[int, object], list[threading.Thread]]:

@@ -77,6 +77,19 @@ def calibrated_models(tmp_path, settings):
     return tmp_path
 
 
+@pytest.fixture
+def uncalibrated_models(tmp_path, settings):
+    """A copy of the shipped manifests that says the classifier is not calibrated (the shipped one is)."""
+    for name in ("segmenter.json", "classifier.json"):
+        shutil.copy(f"{settings.ML_MODELS_DIR}/{name}", tmp_path / name)
+    manifest = json.loads((tmp_path / "classifier.json").read_text())
+    manifest["calibrated"] = False
+    manifest.pop("calibrator", None)
+    (tmp_path / "classifier.json").write_text(json.dumps(manifest))
+    settings.ML_MODELS_DIR = str(tmp_path)
+    return tmp_path
+
+
 def pages(client, lesion, first, second) -> dict[str, str]:
     return {
         "case": case_page(client, lesion),
@@ -86,7 +99,7 @@ def pages(client, lesion, first, second) -> dict[str, str]:
     }
 
 
-def test_uncalibrated_output_is_a_score_everywhere(client_logged_in, admin_client, lesion):
+def test_uncalibrated_output_is_a_score_everywhere(client_logged_in, admin_client, lesion, uncalibrated_models):
     first = capture_with_analysis(lesion, days_ago=30)
     second = capture_with_analysis(lesion)
     for name, content in pages(client_logged_in, lesion, first, second).items():

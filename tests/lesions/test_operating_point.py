@@ -124,7 +124,8 @@ def test_a_finished_analysis_stores_the_operating_point_its_note_quotes(lesion, 
     assert analysis.is_done
     # The manifest's operating point plus whether the classifier is calibrated (#17: naming the output).
     assert analysis.operating_point == notes.point_with_calibration(manifest).as_dict()
-    assert analysis.operating_point["calibrated"] is False
+    assert meta["calibrated"] is True  # the shipped classifier is Platt-calibrated
+    assert analysis.operating_point["calibrated"] is True
     assert analysis.operating_point["sensitivity_ci95"] == [0.8, 0.93]
     assert analysis.threshold == meta["threshold"] and analysis.classifier_name == "cls stub-version"
     assert "found 88% of melanomas" in analysis.stage_note and "with 65% specificity" in analysis.stage_note

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ from django.core.management import CommandError, call_command
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.security
-VARIABLE = r"\$\{[A-Z_]+(:\?[^}]*)?\}"
+VARIABLE = r"\$\{([A-Z][A-Z0-9_]*)(:\?[^}]*)?\}"  # ${NAME} or ${NAME:?message}: from .env, no default
 
 
 @pytest.fixture(scope="module")
@@ -47,12 +48,28 @@ def test_compose_holds_no_literal_passwords(compose):
 
 
 def test_compose_redis_requires_a_password_and_clients_send_it(compose):
-    command = compose["services"]["redis"]["command"]
-    assert "--requirepass" in command
-    assert re.fullmatch(VARIABLE, command[command.index("--requirepass") + 1])
-    for name in ("web", "worker"):
+    redis = compose["services"]["redis"]
+    command = redis["command"]
+    if isinstance(command, list) and command[:2] == ["sh", "-c"]:
+        command = command[2]  # a shell line, so the password is read from the container's environment
+    words = shlex.split(command) if isinstance(command, str) else command
+    assert "--requirepass" in words
+    password = words[words.index("--requirepass") + 1]
+    from_shell = re.fullmatch(r"\$\$\{?([A-Z][A-Z0-9_]*)\}?", password)  # $$NAME: compose's escaped $NAME
+    if from_shell:
+        password = str(redis["environment"][from_shell.group(1)])
+    variable = re.fullmatch(VARIABLE, password)
+    assert variable, f"Redis's password is a literal: {password!r}"
+    if "healthcheck" in redis:  # its ping is a client too: without the password it gets NOAUTH
+        assert re.search(rf"\$\$\{{?{variable.group(1)}\b|\$\{{{variable.group(1)}[:}}]",
+                         str(redis["healthcheck"]["test"]))
+    clients = {name for name, service in compose["services"].items() if "redis" in service.get("depends_on", {})}
+    clients |= {name for name, service in compose["services"].items()
+                if "CELERY_BROKER_URL" in (service.get("environment") or {})}
+    assert {"web", "worker"} <= clients
+    for name in clients:
         broker = compose["services"][name]["environment"]["CELERY_BROKER_URL"]
-        assert re.match(r"redis://:\$\{REDIS_PASSWORD", broker), broker
+        assert re.match(rf"redis://:\$\{{{variable.group(1)}[:}}]", broker), f"{name}: {broker}"
 
 
 def production_settings(env: dict[str, str], tmp_path) -> dict:
