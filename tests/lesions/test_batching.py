@@ -99,22 +99,29 @@ def test_models_slower_than_the_time_limit_end_the_analysis_as_a_soft_time_limit
 @pytest.mark.e2e
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_a_threads_pool_worker_analyses_queued_captures_in_batches(media_root, lesion, tmp_path):
+def test_a_threads_pool_worker_analyses_queued_captures_in_batches(media_root, lesion, tmp_path, monkeypatch):
+    from celery import current_app
     from django.conf import settings
 
     from lesions import services
     from lesions.models import Analysis
+    from lesions.queueing import ANALYZE_TASK
     from tests.conftest import worker_environment
     from tests.factories import lesion_image
     from tests.support.processes import start_worker, stop_process
 
     if settings.STORAGE_BACKEND != "local":
         pytest.skip("this worker serves local storage")
-    # Queued before the worker starts, so that it finds several waiting at once.
+    # Queued before the worker starts, so that it finds several waiting at once; on a queue of this
+    # test's own, so that no other worker of the session (the shared e2e worker serves "gpu") takes them.
+    monkeypatch.setattr(services, "enqueue_analysis_or_flag", lambda analysis_id: True)
     captures = [services.capture_create(request=None, user=None, lesion=lesion, data=lesion_image(radius=20 + i))
                 for i in range(4)]
+    queue = f"gpu-batch-test-{tmp_path.name}"
+    for capture in captures:
+        current_app.send_task(ANALYZE_TASK, (capture.analyses.get().pk,), queue=queue)
     env = {**worker_environment(media_root), "ANALYSIS_BATCH_SIZE": "4", "ANALYSIS_BATCH_WAIT_MS": "3000"}
-    worker = start_worker(env=env, name="batch", log_path=tmp_path / "worker.log", app="config", queues="gpu",
+    worker = start_worker(env=env, name="batch", log_path=tmp_path / "worker.log", app="config", queues=queue,
                           pool="threads", concurrency=4)
     try:
         deadline = time.monotonic() + 180
