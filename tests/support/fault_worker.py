@@ -50,10 +50,11 @@ def faulty_load_analyzer():
 tasks.load_analyzer = faulty_load_analyzer
 
 if FAULT == "flaky_storage":
-    from django.core.files.storage import default_storage
+    from django.core.files.storage import storages
 
     marker_dir = Path(os.environ["LESIONTRACK_FAULT_DIR"])
-    storage_class = type(default_storage._wrapped if hasattr(default_storage, "_wrapped") else default_storage)
+    # The configured storage itself (default_storage is a lazy wrapper that may not be set up yet).
+    storage_class = type(storages["default"])
     real_open = storage_class.open
 
     def flaky_open(self, name, mode="rb"):
