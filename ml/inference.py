@@ -166,10 +166,12 @@ class Analyzer:
         return [center_crop_box(img.shape[1], img.shape[0], aspect) for img in images]
 
     def classify_batch(self, images: list[np.ndarray], masks: list[np.ndarray], *,
-                       calibrated: bool = True) -> tuple[np.ndarray, np.ndarray]:
+                       calibrated: bool = True, batch: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Melanoma outputs (calibrated when the manifest carries a calibrator, unless
-        ``calibrated=False``, which fitting the calibrator needs) and CAMs on each box."""
-        batch = self._classifier_input(images, masks)
+        ``calibrated=False``, which fitting the calibrator needs) and CAMs on each box. ``batch``:
+        the input already prepared by ``classifier_input`` (model_batch shares it with the embedding)."""
+        if batch is None:
+            batch, _ = self.classifier_input(images, masks)
         n = len(images)
         if self.tta == "flip4":
             prob, cam = self._classify_with_cam(np.concatenate(
@@ -186,21 +188,26 @@ class Analyzer:
             prob = self.calibrator.apply(prob)
         return prob, cam
 
-    def _classifier_input(self, images: list[np.ndarray], masks: list[np.ndarray]) -> np.ndarray:
-        """The batch the classifier sees: masked (mask variants), colour-corrected, cropped, resized."""
+    def classifier_input(self, images: list[np.ndarray], masks: list[np.ndarray]
+                         ) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+        """The batch the classifier sees (masked for mask variants, colour-corrected, cropped,
+        resized) and the box of each image it was cut from."""
         if self.variant != "image":
             images = [apply_mask(img, m) for img, m in zip(images, masks)]
         if self.cls_input.get("colour_constancy"):
             images = [shades_of_gray(img) for img in images]
         boxes = self.classifier_boxes(images, masks)
-        return np.stack([crop_resize(img, box, self.cls_size) for img, box in zip(images, boxes)]).astype(np.float32)
+        batch = np.stack([crop_resize(img, box, self.cls_size) for img, box in zip(images, boxes)])
+        return batch.astype(np.float32), boxes
 
-    def embed_batch(self, images: list[np.ndarray], masks: list[np.ndarray]) -> list[np.ndarray | None]:
+    def embed_batch(self, images: list[np.ndarray], masks: list[np.ndarray], *,
+                    batch: np.ndarray | None = None) -> list[np.ndarray | None]:
         """Image embeddings (the final Dense layer's input, L2-normalised), of the batch the
         classifier sees, averaged over the same flips as its test-time augmentation."""
         if self._embed is None:
             return [None] * len(images)
-        batch = self._classifier_input(images, masks)
+        if batch is None:
+            batch, _ = self.classifier_input(images, masks)
         views = [batch]
         if self.tta:
             views.append(batch[:, :, ::-1])
@@ -214,9 +221,10 @@ class Analyzer:
         t0 = time.perf_counter()
         masks = self.segment_batch(images)
         t1 = time.perf_counter()
-        probs, cams = self.classify_batch(images, masks)
-        embeddings = self.embed_batch(images, masks)
-        boxes = self.classifier_boxes(images, masks)
+        # Prepared once: the colour correction, crop and resize serve the score and the embedding.
+        batch, boxes = self.classifier_input(images, masks)
+        probs, cams = self.classify_batch(images, masks, batch=batch)
+        embeddings = self.embed_batch(images, masks, batch=batch)
         t2 = time.perf_counter()
         return ModelOutputs(masks, [float(p) for p in probs], list(cams), list(boxes), {
             "segmentation_s": (t1 - t0) / len(images), "classification_s": (t2 - t1) / len(images),

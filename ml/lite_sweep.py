@@ -40,10 +40,6 @@ VARIANTS = {
 }
 
 
-def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    return float(roc_auc_score(labels, scores))
-
-
 def segment_all(images: list[np.ndarray], models_dir: Path, batch: int = 256) -> list[np.ndarray]:
     """The shipped segmenter's post-processed masks, as the Analyzer computes them."""
     meta = json.loads((models_dir / "segmenter.json").read_text())
@@ -97,8 +93,8 @@ def main(argv: list[str] | None = None) -> int:
                            work / name, imagenet_weights=args.imagenet_weights or True)
         scores = predict_with_flips(model, x[~is_train])
         result = {"config": asdict(config), "seconds": time.perf_counter() - t0,
-                  "val_auc": float(roc_auc(labels[~is_train], scores["plain"])),
-                  "val_auc_flip4": float(roc_auc(labels[~is_train], scores["flip4"])),
+                  "val_auc": float(roc_auc_score(labels[~is_train], scores["plain"])),
+                  "val_auc_flip4": float(roc_auc_score(labels[~is_train], scores["flip4"])),
                   "history": (work / name / "history.csv").read_text()}
         save_compact_weights(model, args.out / f"{name}.npz")
         results[name] = result
