@@ -184,3 +184,18 @@ def test_growth_flag_states_the_uncertainty(client_logged_in, lesion):
     capture_with_analysis(lesion, area=30.0)
     content = case_page(client_logged_in, lesion)
     assert "area +50% (measurement uncertainty ±" in content and "GROWTH FLAG" in content
+
+
+def test_a_finished_analysis_is_rendered_once_and_again_when_its_structures_change(client_logged_in, lesion):
+    """#15: the results block of a done analysis comes from the fragment cache on the next visit
+    (a change written behind the cache's back is not seen), and the key carries what the block is
+    made of (new structures give a TDS row at once)."""
+    capture = capture_with_analysis(lesion)
+    first = case_page(client_logged_in, lesion)
+    assert "TDS</th>" not in first
+    Analysis.objects.filter(capture=capture).update(probability=0.987654)
+    assert "0.99" not in case_page(client_logged_in, lesion).split('class="results"')[1].split("</details>")[0]
+    services.capture_set_structures(request=None, user=None, capture=capture, melanocytic=True,
+                                    structures=["pigment_network", "dots", "streaks"])
+    after = case_page(client_logged_in, lesion).split('class="results"')[1].split("</details>")[0]
+    assert "TDS</th>" in after and "0.99" in after
