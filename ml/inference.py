@@ -117,7 +117,6 @@ class Analyzer:
         self.seg_tta = bool(self.manifest["segmenter"].get("tta", False))
         self._segment = tf.function(lambda x: self.segmenter(x, training=False), reduce_retracing=True)
         self._classify_with_cam = tf.function(self._classify_and_cam, reduce_retracing=True)
-        self._embed = _embedding_model(self.classifier)
 
     @property
     def version(self) -> str:
@@ -128,10 +127,12 @@ class Analyzer:
         return self.manifest["segmenter"]["name"], self.manifest["classifier"]["name"]
 
     def _classify_and_cam(self, x):
-        """Probability and a class activation map (Zhou et al., CVPR 2016).
+        """Probability, a class activation map (Zhou et al., CVPR 2016) and the pooled features.
 
         With global average pooling followed by one dense unit, the CAM is exact: the
         dense weights applied to the last feature map. It equals Grad-CAM for this head.
+        The pooled features are the dense unit's input (dropout is off at inference): the image
+        embedding for similar-case search, taken from the same forward pass.
         """
         import keras
         import tensorflow as tf
@@ -146,7 +147,7 @@ class Analyzer:
         kernel = tf.cast(dense.kernel, fmap.dtype)
         cam = tf.nn.relu(tf.tensordot(fmap, kernel[:, 0], axes=[[3], [0]]))
         cam = cam / (tf.reduce_max(cam, axis=[1, 2], keepdims=True) + 1e-6)
-        return prob[:, 0], cam
+        return prob[:, 0], cam, pooled
 
     def segment_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
         batch = np.stack([resize_image(img, self.seg_size, crop=self.seg_crop) for img in images]).astype(np.float32)
@@ -169,24 +170,31 @@ class Analyzer:
                        calibrated: bool = True, batch: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Melanoma outputs (calibrated when the manifest carries a calibrator, unless
         ``calibrated=False``, which fitting the calibrator needs) and CAMs on each box. ``batch``:
-        the input already prepared by ``classifier_input`` (model_batch shares it with the embedding)."""
+        the input already prepared by ``classifier_input``."""
+        prob, cam, _ = self._classify_embed_batch(images, masks, calibrated=calibrated, batch=batch)
+        return prob, cam
+
+    def _classify_embed_batch(self, images: list[np.ndarray], masks: list[np.ndarray], *, calibrated: bool = True,
+                              batch: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Outputs, CAMs and L2-normalised embeddings from one classifier call on the batch and
+        its test-time flips (score and embedding averaged over the same views; the CAM is the
+        unflipped view's)."""
         if batch is None:
             batch, _ = self.classifier_input(images, masks)
         n = len(images)
+        views = [batch]
+        if self.tta:
+            views.append(batch[:, :, ::-1])
         if self.tta == "flip4":
-            prob, cam = self._classify_with_cam(np.concatenate(
-                [batch, batch[:, :, ::-1], batch[:, ::-1], batch[:, ::-1, ::-1]]))
-            prob, cam = prob.numpy().astype(float).reshape(4, n).mean(axis=0), cam.numpy()[:n]
-        elif self.tta:
-            prob, cam = self._classify_with_cam(np.concatenate([batch, batch[:, :, ::-1]]))
-            prob, cam = prob.numpy().astype(float), cam.numpy()
-            prob, cam = (prob[:n] + prob[n:]) / 2, cam[:n]
-        else:
-            prob, cam = self._classify_with_cam(batch)
-            prob, cam = prob.numpy().astype(float), cam.numpy()
+            views += [batch[:, ::-1], batch[:, ::-1, ::-1]]
+        prob, cam, pooled = self._classify_with_cam(np.concatenate(views) if len(views) > 1 else batch)
+        prob = prob.numpy().astype(float).reshape(len(views), n).mean(axis=0)
+        cam = cam.numpy()[:n]
+        vectors = np.asarray(pooled, np.float32).reshape(len(views), n, -1).mean(axis=0)
+        vectors = vectors / (np.linalg.norm(vectors, axis=1, keepdims=True) + 1e-12)
         if calibrated and self.calibrator is not None:
             prob = self.calibrator.apply(prob)
-        return prob, cam
+        return prob, cam, vectors
 
     def classifier_input(self, images: list[np.ndarray], masks: list[np.ndarray]
                          ) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
@@ -201,20 +209,10 @@ class Analyzer:
         return batch.astype(np.float32), boxes
 
     def embed_batch(self, images: list[np.ndarray], masks: list[np.ndarray], *,
-                    batch: np.ndarray | None = None) -> list[np.ndarray | None]:
+                    batch: np.ndarray | None = None) -> list[np.ndarray]:
         """Image embeddings (the final Dense layer's input, L2-normalised), of the batch the
         classifier sees, averaged over the same flips as its test-time augmentation."""
-        if self._embed is None:
-            return [None] * len(images)
-        if batch is None:
-            batch, _ = self.classifier_input(images, masks)
-        views = [batch]
-        if self.tta:
-            views.append(batch[:, :, ::-1])
-        if self.tta == "flip4":
-            views += [batch[:, ::-1], batch[:, ::-1, ::-1]]
-        vectors = np.mean([np.array(self._embed(view, training=False), np.float32) for view in views], axis=0)
-        return list(vectors / (np.linalg.norm(vectors, axis=1, keepdims=True) + 1e-12))
+        return list(self._classify_embed_batch(images, masks, batch=batch)[2])
 
     def model_batch(self, images: list[np.ndarray]) -> ModelOutputs:
         """Segmentation and classification of a batch: the model calls, one each for the whole batch."""
@@ -223,8 +221,7 @@ class Analyzer:
         t1 = time.perf_counter()
         # Prepared once: the colour correction, crop and resize serve the score and the embedding.
         batch, boxes = self.classifier_input(images, masks)
-        probs, cams = self.classify_batch(images, masks, batch=batch)
-        embeddings = self.embed_batch(images, masks, batch=batch)
+        probs, cams, embeddings = self._classify_embed_batch(images, masks, batch=batch)
         t2 = time.perf_counter()
         return ModelOutputs(masks, [float(p) for p in probs], list(cams), list(boxes), {
             "segmentation_s": (t1 - t0) / len(images), "classification_s": (t2 - t1) / len(images),
@@ -257,17 +254,6 @@ class Analyzer:
 
     def analyze(self, image: np.ndarray, mm_per_pixel: float | None = None) -> ImageAnalysis:
         return self.analyze_batch([image], [mm_per_pixel])[0]
-
-
-def _embedding_model(classifier):
-    """A model from the classifier's input to the input of its last Dense layer (the penultimate
-    representation), found by layer type so that any backbone with a Dense head works."""
-    import keras
-
-    dense = [layer for layer in classifier.layers if isinstance(layer, keras.layers.Dense)]
-    if not dense:
-        return None
-    return keras.Model(classifier.inputs, dense[-1].input)
 
 
 def _uncrop_cam(cam: np.ndarray, image_size: tuple[int, int], box: tuple[int, int, int, int]) -> np.ndarray:
