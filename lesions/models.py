@@ -68,7 +68,9 @@ class Lesion(models.Model):
             # Worklist: recalls due, and decisions waiting for histopathology.
             models.Index(fields=["next_review_date"], name="lesion_next_review",
                          condition=models.Q(next_review_date__isnull=False)),
-            models.Index(fields=["decision"], name="lesion_decision_excision",
+            # In the worklist's order (oldest decision first), so the page's rows are the index's
+            # first entries without histopathology instead of a sort of every such decision.
+            models.Index(fields=["assessed_at", "id"], name="lesion_excision_by_decided",
                          condition=models.Q(decision__in=["biopsy", "excise"])),
         ]
 

@@ -131,9 +131,11 @@ def worklist_querysets(clinic_id: int, today: date) -> dict[str, QuerySet]:
     recalls = (Lesion.objects.filter(patient__clinic_id=clinic_id, status=Lesion.Status.MONITORING,
                                      next_review_date__isnull=False, next_review_date__lte=due_cutoff(today))
                .select_related("patient").order_by("next_review_date", "id"))
+    # NOT EXISTS, not the reverse join's IS NULL: PostgreSQL estimates the anti-join's rows and
+    # walks lesion_excision_by_decided in display order, where the LEFT JOIN made it sort them all.
     no_histology = (Lesion.objects.filter(patient__clinic_id=clinic_id,
-                                          decision__in=[Lesion.Decision.BIOPSY, Lesion.Decision.EXCISE],
-                                          histopathology__isnull=True)
+                                          decision__in=[Lesion.Decision.BIOPSY, Lesion.Decision.EXCISE])
+                    .filter(~Exists(Histopathology.objects.filter(lesion_id=OuterRef("pk"))))
                     .select_related("patient").order_by("assessed_at", "id"))
     return {"unassessed": done, "failed": failed, "recalls": recalls, "histopathology": no_histology}
 
