@@ -80,3 +80,23 @@ def test_seeded_patient_page_lists_thirty_lesions(bench_client):
 def test_seed_refuses_too_few_captures():
     with pytest.raises(ValueError, match="at least"):
         seed_clinic(patients=2, lesions=40, captures=100, data_dir=None, images=1, log=lambda _: None)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_bench_web_times_the_result_page_of_a_posted_search(live_server):
+    """Searches are posted and shown under a session token (#11): bench_web must time that result
+    page, not a patient list that ignores ?q= (which is what it timed before)."""
+    import requests
+
+    from bench.management.commands.bench_web import Command
+    from bench.seeding import COMMON_SURNAME
+
+    seed_clinic(patients=12, lesions=45, captures=330, data_dir=None, images=2, log=lambda _: None)
+    command = Command()
+    cookie = command._log_in(live_server.url, "bench", "bench-lesiontrack")
+    path = command._posted_search(live_server.url, cookie, COMMON_SURNAME)
+    assert "?s=" in path
+    page = requests.get(live_server.url + path, headers={"Cookie": cookie}, timeout=30).text
+    shown = set(re.findall(r'href="/patients/(\d+)/"', page))
+    matching = {str(pk) for pk in Patient.objects.filter(name__icontains=COMMON_SURNAME).values_list("pk", flat=True)}
+    assert shown and shown <= matching and len(matching) < Patient.objects.count()
