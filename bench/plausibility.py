@@ -75,9 +75,10 @@ def judge(images: list[bytes], segmenter, batch: int = 16, mask_stride: int = 1)
     return verdicts
 
 
-def junk_sets(real_jpegs: list[bytes]) -> dict[str, list[bytes]]:
-    heavy = [junk.bit_flipped(data, flips=30, seed=i, within=1.0) for i, data in enumerate(real_jpegs)]
-    light = [junk.bit_flipped(data, flips=5, seed=i, within=0.1) for i, data in enumerate(real_jpegs)]
+def junk_sets(real_jpegs: list[bytes], first_seed: int = 0) -> dict[str, list[bytes]]:
+    """The synthetic sets; the i-th real JPEG is corrupted with seed first_seed + i."""
+    heavy = [junk.bit_flipped(data, flips=30, seed=first_seed + i, within=1.0) for i, data in enumerate(real_jpegs)]
+    light = [junk.bit_flipped(data, flips=5, seed=first_seed + i, within=0.1) for i, data in enumerate(real_jpegs)]
     return {"uniform": junk.uniform_images(40), "noise": junk.noise_images(40), "text": junk.text_images(40),
             "bit-flipped (30 flips across the scan)": heavy,
             "bit-flipped, light (5 flips in the first 10%; not junk, reported only)": light}
@@ -89,6 +90,8 @@ def main() -> None:
     parser.add_argument("--mask-stride", type=int, default=1,
                         help="run the segmenter on every N-th test image only (it is the slow part on a CPU)")
     parser.add_argument("--junk-sources", type=int, default=40, help="real JPEGs to corrupt for the bit-flip sets")
+    parser.add_argument("--junk-first", type=int, default=0,
+                        help="index of the first test image to corrupt (and its seed: image i gets seed i)")
     parser.add_argument("--out", default=str(REPO / "bench-results" / "plausibility.json"))
     args = parser.parse_args()
     from ml.inference import Analyzer  # noqa: PLC0415 - TensorFlow only when measuring
@@ -107,8 +110,9 @@ def main() -> None:
                              "refused_fraction": len(refused) / max(1, len(real)), "refusals": refused,
                              "by_image_check": sum(v.startswith("image") for v in verdicts),
                              "segmented": masked, "by_mask_check": sum(v.startswith("mask") for v in verdicts),
-                             "mask_stride": args.mask_stride}
-    for kind, images in junk_sets(real[: args.junk_sources]).items():
+                             "mask_stride": args.mask_stride, "junk_first": args.junk_first}
+    sources = real[args.junk_first: args.junk_first + args.junk_sources]
+    for kind, images in junk_sets(sources, first_seed=args.junk_first).items():
         v = judge(images, analyzer)
         results["junk"][kind] = {"images": len(v), "refused": sum(not x.startswith("ok") for x in v),
                                  "at_upload": sum(x == "upload" for x in v),

@@ -5,7 +5,9 @@ something for any input (an all-black frame once scored 0.65 with "consider biop
 checks are deliberately coarse: they refuse junk (blank or uniform frames, noise, images whose
 decoded pixels are mostly corrupt, text or screenshots) and segmentations that found no lesion
 or a "lesion" filling the whole frame. Softer quality problems (blur, exposure, a lesion cut by
-the border) are ml.quality's job and only warn.
+the border) are ml.quality's job and only warn. A JPEG whose compressed data is damaged is
+mostly refused before any of this, at upload (lesions.images.jpeg_damage: a strict decode);
+these pixel checks catch the damage that decoder does not notice.
 
 Thresholds were set on the shared lesions-dev test split and a synthetic junk set with
 `python bench/plausibility.py` (numbers in README.md, "Not analysable images"). Pure numpy:
