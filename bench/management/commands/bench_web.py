@@ -188,6 +188,9 @@ class Command(BaseCommand):
         """Post the search form as the page does; the path of the result page (``?s=<token>``),
         which the session behind ``cookie`` can then open repeatedly."""
         patients = reverse("patient_list")
+        # Requests still queued from the previous wrk run loaded the session before this post and
+        # would save it back without the search: post only once the server has drained them.
+        self._wait_until_idle(base)
         page = requests.get(base + patients, headers={"Cookie": cookie}, timeout=30)
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
         response = requests.post(base + patients, data={"q": term, "csrfmiddlewaretoken": token},
@@ -197,6 +200,17 @@ class Command(BaseCommand):
         if response.status_code != 302 or "?s=" not in location:
             raise CommandError(f"patient search for {term!r} answered {response.status_code} ({location or 'no redirect'})")
         return location.removeprefix(base)
+
+    def _wait_until_idle(self, base: str, quick_ms: float = 50.0, timeout_s: float = 60.0) -> None:
+        """Until a cheap page answers within `quick_ms` (nothing queued ahead of it)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            requests.get(base + "/accounts/login/", timeout=timeout_s)
+            if (time.perf_counter() - started) * 1000 < quick_ms:
+                return
+            time.sleep(0.5)
+        raise CommandError(f"the server did not become idle within {timeout_s:.0f} s")
 
     def _check(self, base: str, endpoints: dict[str, str], cookie: str) -> None:
         """Each page once before timing it: a page that errors fails here with its status."""
