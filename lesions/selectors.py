@@ -107,6 +107,11 @@ def _superseded() -> Exists:
                                           capture_id=OuterRef("capture_id")))
 
 
+# What a worklist row never shows: feature records, notes and the embedding are most of a row's bytes.
+WORKLIST_DEFERRED = ("features", "timings", "stage_note", "embedding", "operating_point",
+                     "capture__lesion__notes", "capture__lesion__patient__notes")
+
+
 def _current_analyses(clinic_id: int) -> QuerySet[Analysis]:
     return (Analysis.objects.filter(capture__lesion__patient__clinic_id=clinic_id).filter(~_superseded())
             .select_related("capture__lesion__patient"))
@@ -126,8 +131,10 @@ def worklist_querysets(clinic_id: int, today: date) -> dict[str, QuerySet]:
                     capture__lesion__status=Lesion.Status.MONITORING)
             .filter(Q(capture__lesion__assessed_at__isnull=True)
                     | Q(capture__lesion__assessed_at__lt=F("finished_at")))
-            .order_by("-probability", "-id"))  # walks analysis_status_probability, stops after a page
-    failed = _current_analyses(clinic_id).filter(status=Analysis.Status.FAILED).order_by("-finished_at", "-id")
+            .order_by("-probability", "-id")  # walks analysis_status_probability, stops after a page
+            .defer(*WORKLIST_DEFERRED))
+    failed = (_current_analyses(clinic_id).filter(status=Analysis.Status.FAILED).order_by("-finished_at", "-id")
+              .defer(*WORKLIST_DEFERRED))
     recalls = (Lesion.objects.filter(patient__clinic_id=clinic_id, status=Lesion.Status.MONITORING,
                                      next_review_date__isnull=False, next_review_date__lte=due_cutoff(today))
                .select_related("patient").order_by("next_review_date", "id"))
