@@ -4,11 +4,11 @@ they see the training set's normalisation."""
 
 from __future__ import annotations
 
-import keras  # pinned requirement: missing fails, never skips
+import keras  # noqa: TID253 -- a Keras model test by design; pinned requirement: missing fails, never skips
 import numpy as np
 import pytest
 
-from ml.classifier import build_classifier, input_normalization
+from ml.classifier import build_classifier, input_normalization  # noqa: TID253 -- builds Keras models
 
 
 def saved_backbone(tmp_path, family, size):
