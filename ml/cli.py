@@ -88,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", default="image", choices=list(CLASSIFIER_VARIANTS))
     p.add_argument("--segmenter", help="segmenter .keras for --variant pred_mask")
     p.add_argument("--no-colour-jitter", action="store_true")
+    p.add_argument("--layout", choices=["auto", "isic2016"], default="auto",
+                   help="isic2016: --data is the ISIC 2016 challenge download (official split, val from Training)")
 
     p = sub.add_parser("predict", help="segment and classify images with the shipped models", parents=[models, batch])
     p.set_defaults(handler=run_predict)
@@ -172,7 +174,7 @@ def run_train_classifier(args: argparse.Namespace) -> int:
         data=args.data, out=args.out, backbone=args.backbone, weights=weights, size=args.size,
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
         fine_tune_from=args.fine_tune_from, variant=args.variant, segmenter=args.segmenter,
-        colour_jitter=not args.no_colour_jitter, limit=args.limit))
+        colour_jitter=not args.no_colour_jitter, limit=args.limit, layout=args.layout))
     print(f"classifier ready: {path}")
     return 0
 
