@@ -42,6 +42,9 @@ def passive_request(view: Callable) -> Callable:
     return view
 
 
+ACTIVITY_RESOLUTION_SECONDS = 60
+
+
 def idle_seconds(request: HttpRequest) -> float:
     last = request.session.get(LAST_ACTIVITY_KEY)
     return time.time() - last if isinstance(last, (int, float)) else 0.0
@@ -71,8 +74,11 @@ class IdleSessionTimeoutMiddleware:
             return None
         if getattr(view_func, "passive_request", False):
             return None
-        # Saved with the session on every active request, as SESSION_SAVE_EVERY_REQUEST did before.
-        request.session[LAST_ACTIVITY_KEY] = now
+        # Written at most once per ACTIVITY_RESOLUTION_SECONDS: every write is an UPDATE of the
+        # session row, which concurrent requests of one clinician (tabs, images) queue on; a
+        # 30-minute timeout loses nothing by counting activity to the minute.
+        if not isinstance(last, (int, float)) or now - last >= ACTIVITY_RESOLUTION_SECONDS:
+            request.session[LAST_ACTIVITY_KEY] = now
         return None
 
 

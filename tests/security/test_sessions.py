@@ -75,3 +75,21 @@ def test_session_settings():
 
     assert settings.SESSION_COOKIE_AGE == 30 * 60
     assert settings.SESSION_COOKIE_HTTPONLY and not settings.SESSION_SAVE_EVERY_REQUEST
+
+
+def test_activity_is_written_at_most_once_a_minute(client_logged_in, lesion):
+    """Each write is an UPDATE of the one session row that a clinician's concurrent requests
+    share; within ACTIVITY_RESOLUTION_SECONDS of the last write an active request writes nothing,
+    from then on it does."""
+    from clinic.middleware import ACTIVITY_RESOLUTION_SECONDS
+
+    client_logged_in.get(reverse("patient_list"))
+    set_last_activity(client_logged_in, ACTIVITY_RESOLUTION_SECONDS - 5)
+    before = session_row(client_logged_in)
+    assert client_logged_in.get(reverse("lesion_case", args=[lesion.pk])).status_code == 200
+    after = session_row(client_logged_in)
+    assert after.expire_date == before.expire_date
+    assert after.get_decoded()[LAST_ACTIVITY_KEY] == before.get_decoded()[LAST_ACTIVITY_KEY]
+    set_last_activity(client_logged_in, ACTIVITY_RESOLUTION_SECONDS + 1)
+    assert client_logged_in.get(reverse("lesion_case", args=[lesion.pk])).status_code == 200
+    assert time.time() - session_row(client_logged_in).get_decoded()[LAST_ACTIVITY_KEY] < 5
