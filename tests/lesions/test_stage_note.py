@@ -117,3 +117,55 @@ def test_the_worker_stores_whether_the_model_is_calibrated(settings):
     manifest = read_model_manifest(settings.ML_MODELS_DIR)
     stored = notes.point_with_calibration(manifest).as_dict()
     assert stored["calibrated"] is (manifest.classifier.get("calibrated") is True)
+
+
+def test_the_pathology_note_gives_the_stage_its_tnm_the_primary_and_the_description():
+    from lesions.staging import stage
+
+    result = stage(breslow_mm=1.46, ulcerated=True, n="N0", m="M0")
+    assert stage_note.pathology_note(result, ulcerated=True).split("\n") == [
+        "AJCC 8th edition pathological stage IIA (T2b N0 M0).",
+        "T2b: Breslow thickness recorded as 1.5 mm, with ulceration.",
+        STAGE_DESCRIPTIONS["IIA"],
+        "Stage from the recorded histopathology; confirm against the pathology report and MDT review.",
+    ]
+
+
+def test_the_pathology_note_says_without_ulceration_unless_told_and_shows_ldh():
+    from lesions.staging import stage
+
+    result = stage(breslow_mm=1.5, ulcerated=False, n="N1a", m="M1c", ldh="elevated")
+    lines = stage_note.pathology_note(result).split("\n")
+    assert lines[:2] == ["AJCC 8th edition pathological stage IV (T2a N1a M1c(1)).",
+                         "T2a: Breslow thickness recorded as 1.5 mm, without ulceration."]
+
+
+@pytest.mark.parametrize("t,primary", [("TX", "TX: the primary tumour's thickness could not be assessed"),
+                                       ("T0", "T0: no evidence of a primary tumour"),
+                                       ("Tis", "Tis: melanoma in situ")])
+def test_the_pathology_note_names_a_primary_that_was_not_measured(t, primary):
+    from lesions.staging import Stage
+
+    note = stage_note.pathology_note(Stage(t=t, n="N1b", m="M1a", group="IV"))
+    assert note.split("\n")[1] == f"{primary}."
+
+
+def test_an_incomplete_histopathology_says_what_is_known_and_what_is_missing():
+    assert stage_note.pathology_incomplete_note("the N category (regional lymph nodes) has not been assessed",
+                                                t="T3a", breslow_recorded_mm="2.4") == (
+        "Histopathology recorded. T3a: Breslow thickness recorded as 2.4 mm, without ulceration. The stage group "
+        "is not computed: the N category (regional lymph nodes) has not been assessed. Record the missing findings "
+        "to stage the melanoma.")
+    assert stage_note.pathology_incomplete_note("x", t="T3b", breslow_recorded_mm="2.4", ulcerated=True) == (
+        "Histopathology recorded. T3b: Breslow thickness recorded as 2.4 mm, with ulceration. The stage group "
+        "is not computed: x. Record the missing findings to stage the melanoma.")
+    # Without a T category nothing is said about the primary.
+    assert stage_note.pathology_incomplete_note("Breslow thickness is needed for the T category") == (
+        "Histopathology recorded. The stage group is not computed: Breslow thickness is needed for the T category. "
+        "Record the missing findings to stage the melanoma.")
+
+
+@pytest.mark.parametrize("below,melanomas", [(None, 118), (9, None), (None, None)])
+def test_below_threshold_without_both_counts_states_only_that_melanoma_is_not_excluded(below, melanomas):
+    figures = ModelFigures(threshold=0.23, n_melanomas=melanomas, melanomas_below_threshold=below)
+    assert stage_note.below_threshold_sentence(figures) == "A score below the threshold does not exclude melanoma."

@@ -156,3 +156,15 @@ def test_without_a_declared_proxy_a_forged_header_does_not_dodge_the_lockout(set
                     HTTP_X_FORWARDED_FOR=f"198.51.100.{n}")
     response = login("alice", REMOTE_ADDR="203.0.113.9", HTTP_X_FORWARDED_FOR="198.51.100.200")
     assert response.status_code == 429
+
+
+def test_a_search_is_recorded_as_the_keyed_hash_an_investigator_can_recompute(settings):
+    import hashlib
+    import hmac
+
+    from clinic.audit import search_digest
+
+    # Case and spacing do not matter; the investigator hashes the name as written, lower case, single spaces.
+    expected = hmac.new(settings.SECRET_KEY.encode(), b"ada example", hashlib.sha256).hexdigest()
+    assert search_digest("  Ada   EXAMPLE ") == expected == search_digest("ada example")
+    assert search_digest("adaexample") != expected

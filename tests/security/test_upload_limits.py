@@ -162,3 +162,28 @@ def test_a_6300_pixel_square_photo_is_never_decoded_at_full_size(decoded_sizes, 
     clean = clean_image_bytes(out.getvalue())
     assert max(w * h for w, h in decoded_sizes) <= settings.UPLOAD_MAX_DECODE_PIXELS < 6300 * 6300
     assert (clean.width, clean.height, clean.downscale) == (3150, 3150, 2)
+
+
+@pytest.mark.parametrize("budget,stored", [
+    (80 * 60, (80, 60, 2)),  # exactly the 1/2-scale size: the smallest reduction that fits
+    (80 * 60 - 1, (40, 30, 4)), (40 * 30, (40, 30, 4)), (40 * 30 - 1, (20, 15, 8)), (20 * 15, (20, 15, 8)),
+])
+def test_a_jpeg_is_decoded_at_the_mildest_reduction_within_the_budget(budget, stored, decoded_sizes):
+    from lesions.images import clean_image_bytes
+
+    clean = clean_image_bytes(lesion_image((160, 120)), max_decode_pixels=budget)
+    assert (clean.width, clean.height, clean.downscale) == stored
+    assert max(w * h for w, h in decoded_sizes) <= budget
+
+
+def test_a_jpeg_too_large_even_at_one_eighth_is_refused_with_the_limits():
+    from django.core.exceptions import ValidationError
+
+    from lesions.images import clean_image_bytes
+
+    with pytest.raises(ValidationError) as refused:
+        clean_image_bytes(lesion_image((160, 120)), max_decode_pixels=20 * 15 - 1, max_pixels=1_000_000)
+    assert refused.value.messages == [
+        "The image is 160×120 pixels; JPEG images above 0 megapixels are not processed (JPEG images up to "
+        "1 megapixels are reduced). Export it smaller or as JPEG."]
+    assert refused.value.code == "too_many_pixels"
