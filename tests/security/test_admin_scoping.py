@@ -286,3 +286,74 @@ def test_restricting_another_apps_admin_keeps_it_but_shuts_out_everyone_but_supe
         request = rf.get("/admin/")
         request.user = user
         assert {check: getattr(restricted, check)(request) for check in checks} == dict.fromkeys(checks, allowed), user
+
+
+def _index_models(client) -> set[str]:
+    response = client.get(reverse("admin:index"))
+    assert response.status_code == 200
+    return {m["object_name"] for app in response.context["app_list"] for m in app["models"]}
+
+
+def test_the_admin_index_offers_clinic_records_only_to_members_with_permissions(clinic, clinician):
+    member = UserFactory(username="member", is_staff=True)
+    member.user_permissions.set(Permission.objects.all())
+    MembershipFactory(user=member, clinic=clinic)
+    outsider = UserFactory(username="outsider", is_staff=True)  # every permission, no clinic
+    outsider.user_permissions.set(Permission.objects.all())
+    unpermitted = UserFactory(username="unpermitted", is_staff=True)  # a clinic, no permission
+    MembershipFactory(user=unpermitted, clinic=clinic)
+    superuser = UserFactory(username="root", is_staff=True, is_superuser=True)  # no clinic: sees all
+    shown = {}
+    for user in (member, outsider, unpermitted, superuser):
+        client = Client()
+        client.force_login(user)
+        shown[user.username] = _index_models(client)
+    assert {"Patient", "Lesion", "Capture", "Analysis", "AuditEvent"} <= shown["member"]
+    assert not {"Clinic", "Membership", "User", "Group", "ApiToken"} & shown["member"]
+    assert shown["outsider"] == set() and shown["unpermitted"] == set()
+    assert {"Patient", "Lesion", "Clinic", "User", "ApiToken", "AuditEvent"} <= shown["root"]
+
+
+def test_a_change_page_read_is_one_view_row_and_a_save_adds_no_view_row(staff_of_clinic_a, lesion):
+    _, client = staff_of_clinic_a
+    page = client.get(admin_url(Lesion, "change", lesion.pk))
+    # The form posts back to the page it came from (no action attribute).
+    assert page.status_code == 200 and b'<form method="post" id="lesion_form"' in page.content
+    assert AuditEvent.objects.filter(action="view", object_type="Lesion", object_id=str(lesion.pk)).count() == 1
+    client.post(admin_url(Lesion, "change", lesion.pk), {
+        "patient": lesion.patient.pk, "label": "Renamed", "body_site": "unknown", "status": "monitoring",
+        "histopathology-TOTAL_FORMS": "0", "histopathology-INITIAL_FORMS": "0"})
+    assert list(AuditEvent.objects.filter(object_type="Lesion", object_id=str(lesion.pk)).order_by("id")
+                .values_list("action", flat=True)) == ["view", "change"]
+
+
+def test_reading_the_audit_trail_in_admin_writes_no_audit_row(lesion, clinician):
+    superuser = UserFactory(username="root", is_staff=True, is_superuser=True)
+    event = audit.record(request=None, user=clinician, action=AuditEvent.Action.VIEW, obj=lesion,
+                         clinic_id=lesion.patient.clinic_id)
+    client = Client()
+    client.force_login(superuser)  # a login row
+    before = AuditEvent.objects.count()
+    assert client.get(admin_url(AuditEvent, "change", event.pk)).status_code == 200
+    assert AuditEvent.objects.count() == before
+
+
+def test_related_choices_are_colleagues_by_username_and_nothing_of_unscoped_models(rf, clinic, other_clinic,
+                                                                                  clinician):
+    from django.contrib.auth import get_user_model
+
+    from clinic.admin_scoping import scoped_related_queryset
+
+    for name in ("zara", "bea"):
+        MembershipFactory(user=UserFactory(username=name), clinic=clinic)
+    MembershipFactory(user=UserFactory(username="carl"), clinic=other_clinic)
+    request = rf.get("/admin/")
+    request.user = clinician
+    lesion_admin = admin.site._registry[Lesion]
+    field = lesion_admin.formfield_for_dbfield(Lesion._meta.get_field("assessed_by"), request)
+    assert [u.username for u in field.queryset] == ["alice", "bea", "zara"]
+    # Groups have a superuser-only admin with no clinic: a non-superuser is offered none (deny by default).
+    Group.objects.create(name="Leads")
+    assert list(scoped_related_queryset(admin.site, Group, Group.objects.all(), request)) == []
+    assert list(scoped_related_queryset(admin.site, Permission, Permission.objects.all()[:3], request)) == []
+    assert get_user_model().objects.filter(username="carl").exists()
