@@ -74,3 +74,17 @@ def test_status_json_gives_each_captures_newest_queued_analysis(client_logged_in
     rows = {row["capture_id"]: row["id"]
             for row in client_logged_in.get(reverse("lesion_statuses", args=[lesion.pk])).json()["analyses"]}
     assert rows == {first.pk: latest.pk, second.pk: second.analyses.get().pk}
+
+
+def test_captures_come_in_the_order_they_were_taken_and_analysis_for_finds_the_one_asked(lesion, clinician):
+    now = timezone.now()
+    today = services.capture_create(request=None, user=None, lesion=lesion, data=lesion_image(), taken_at=now)
+    old = services.capture_create(request=None, user=None, lesion=lesion, data=lesion_image(),
+                                  taken_at=now - timedelta(days=90))
+    rows = selectors.captures_with_analysis(lesion)
+    assert [(row.capture, row.analysis) for row in rows] == [(old, old.analyses.get()), (today, today.analyses.get())]
+    for capture in (old, today):
+        analysis = capture.analyses.get()
+        assert selectors.analysis_for(clinician, analysis.pk) == analysis
+    today.analyses.all().delete()  # an analysis removed in admin: the capture shows without one
+    assert [row.analysis for row in selectors.captures_with_analysis(lesion)] == [old.analyses.get(), None]

@@ -81,3 +81,18 @@ def test_the_trend_follows_when_pictures_were_taken_and_holds_only_finished_scor
     assert (rows["Back"].latest_probability, rows["Back"].latest_threshold) == (0.4, 0.3)
     assert (rows["Arm"].trend, rows["Arm"].latest_probability, rows["Arm"].latest_threshold) == ([], None, None)
     assert pending.analyses.get().status == Analysis.Status.QUEUED
+
+
+def test_lesions_are_listed_by_label_with_their_latest_taken_capture(patient):
+    from lesions.selectors import lesions_with_latest
+
+    now = timezone.now()
+    back = LesionFactory(patient=patient, label="Back")
+    arm = LesionFactory(patient=patient, label="Arm")
+    latest = services.capture_create(request=None, user=None, lesion=back, data=lesion_image(), taken_at=now)
+    services.capture_create(request=None, user=None, lesion=back, data=lesion_image(),
+                            taken_at=now - timedelta(days=30))  # imported later, taken earlier
+    rows = list(lesions_with_latest(patient))
+    assert [(r.label, r.capture_count, r.latest_capture_id) for r in rows] == [("Arm", 0, None),
+                                                                               ("Back", 2, latest.pk)]
+    assert rows[0] == arm
