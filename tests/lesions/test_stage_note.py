@@ -253,3 +253,17 @@ def test_older_manifests_image_and_melanoma_counts_are_read():
     # The current names win over the older ones when a manifest carries both.
     both = OperatingPoint(threshold=0.3, extra={"n_images": 500, "images": 400, "n_melanomas": 80, "positives": 60})
     assert (ModelFigures.from_point(both).n_images, ModelFigures.from_point(both).n_melanomas) == (500, 80)
+
+
+@pytest.mark.parametrize("modality,melanocytic,structures,reason", [
+    ("clinical", True, ["dots"], "No TDS: the ABCD rule applies to dermoscopic images only."),
+    ("dermoscopic", None, ["dots"], "No TDS: the lesion has not been marked melanocytic (the ABCD rule is the second "
+                                    "step of the two-step algorithm)."),
+    ("dermoscopic", False, ["dots"], "No TDS: the lesion has not been marked melanocytic (the ABCD rule is the "
+                                     "second step of the two-step algorithm)."),
+    ("dermoscopic", True, [], "No TDS yet: tick the dermoscopic structures seen (D)."),
+    ("dermoscopic", True, ["dots"], "No TDS: the capture has no finished analysis."),
+])
+def test_why_a_capture_has_no_tds(modality, melanocytic, structures, reason):
+    assert stage_note.tds_unavailable_reason(modality=modality, melanocytic=melanocytic,
+                                             structures=structures) == reason
