@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test test-fast lint bench install install-dev browser-deps js-deps test-tools clean docker-test docker-images
+.PHONY: run test test-fast lint mutation bench install install-dev browser-deps js-deps test-tools clean docker-test docker-images
 
 $(VENV)/.installed-runtime: requirements.txt requirements-web.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found; try: make PYTHON=python3 ..."; exit 1; }
@@ -44,6 +44,18 @@ test-tools:
 test: install-dev browser-deps js-deps test-tools
 	$(PY) manage.py collectstatic --noinput -v 0
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Mutation testing of the clinical and security core with mutmut ([tool.mutmut] in pyproject.toml):
+# every mutant of lesions/staging.py, stage_note.py, images.py, lesions/selectors.py, clinic/selectors.py,
+# clinic/audit.py and clinic/admin_scoping.py against the fast tests that reach it, then the score per
+# module (tests/support/mutation_score.py; equivalent mutants are listed in docs/mutation.md). Not part
+# of `make test` or CI: docs/mutation.md gives its run time. Uses the database `make test` uses.
+MUTATION_JOBS ?= 2
+mutation: install-dev
+	rm -rf mutants
+	@start=$$(date +%s); $(VENV)/bin/mutmut run --max-children $(MUTATION_JOBS) >mutants.log 2>&1 || \
+	  { tail -50 mutants.log; exit 1; }; echo "mutmut run: $$(( $$(date +%s) - start )) s (log: mutants.log)"
+	$(PY) -m tests.support.mutation_score
 
 lint: install-dev
 	$(VENV)/bin/ruff check .

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import fcntl
 import os
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -45,6 +47,41 @@ def pytest_runtest_makereport(item, call):
         if SERVICE_SKIP_TAG in reason:
             report.outcome = "failed"
             report.longrepr = f"skipped although LESIONTRACK_REQUIRE_SERVICES=1: {reason}"
+
+
+_mutation_db_slot_locks: list[int] = []
+
+
+def _mutation_db_slot() -> int:
+    """A test database of its own for this process while mutmut runs mutants in parallel forks: the
+    first free slot, held by a lock for the life of the process (a fork's lock goes when it exits)."""
+    locks = Path(".mutation-db-slots")
+    locks.mkdir(exist_ok=True)
+    for slot in range(64):
+        fd = os.open(locks / f"{slot}.lock", os.O_CREAT | os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        _mutation_db_slot_locks.append(fd)
+        return slot
+    raise RuntimeError("no free mutation test database slot")
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix) -> None:
+    # mutmut (`make mutation`) sets MUTANT_UNDER_TEST and runs two forks at once: each gets its own
+    # reused test database, so no test waits on, or deadlocks with, a parallel run's rows.
+    if "MUTANT_UNDER_TEST" in os.environ:
+        db = settings.DATABASES["default"]
+        slot = _mutation_db_slot()
+        if db["ENGINE"].endswith("sqlite3"):
+            base = str(db.get("TEST", {}).get("NAME") or "test-db.sqlite3").split("-mut")[0].removesuffix(".sqlite3")
+            db.setdefault("TEST", {})["NAME"] = f"{base}-mut{slot}.sqlite3"
+        else:
+            base = db["NAME"].removeprefix("test_").split("_mut")[0]
+            db.setdefault("TEST", {})["NAME"] = f"test_{base}_mut{slot}"
 
 
 @pytest.fixture(scope="session")

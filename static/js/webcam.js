@@ -39,6 +39,25 @@
     Object.keys(buttons).forEach(function (k) { buttons[k].disabled = names.indexOf(k) < 0; });
   }
 
+  // The app answers an expired session with JSON 401 and this message; a proxy in front of it, or a
+  // redirect to the login page, answers HTML instead, which must not read as a network failure.
+  var SESSION_ENDED = "Your session has ended. Log in again in another tab, then save the picture again.";
+
+  function sessionEnded(r) {
+    var login = root.dataset.loginUrl || "/accounts/login/";
+    return r.status === 401 || (r.redirected && new URL(r.url, window.location.href).pathname === login);
+  }
+
+  // The answer as { ok, data }; an answer that is not JSON gets an error a clinician can act on.
+  function readAnswer(r) {
+    if ((r.headers.get("Content-Type") || "").indexOf("application/json") < 0) {
+      var error = sessionEnded(r) ? SESSION_ENDED
+        : "the server answered unexpectedly (HTTP " + r.status + ").";
+      return { ok: false, data: { ok: false, error: error } };
+    }
+    return r.json().then(function (data) { return { ok: r.ok, data: data }; });
+  }
+
   function csrfToken() {
     var input = document.querySelector("input[name=csrfmiddlewaretoken]");
     return input ? input.value : "";
@@ -104,7 +123,7 @@
         method: "POST", body: body, credentials: "same-origin",
         headers: { "X-CSRFToken": csrfToken(), "Accept": "application/json" }
       })
-        .then(function (r) { return r.json().then(function (data) { return { ok: r.ok, data: data }; }); })
+        .then(readAnswer)
         .then(function (res) {
           if (!res.ok || !res.data.ok) {
             say("Not saved: " + (res.data.error || "server error") + " Your picture is still here; try again.", true);

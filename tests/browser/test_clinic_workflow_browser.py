@@ -26,7 +26,7 @@ def test_login_create_patient_and_lesion_upload_and_see_the_overlay(page, clinic
     page.get_by_label("Fitzpatrick skin type").select_option("II")
     page.get_by_role("button", name="Save").click()
     page.wait_for_url(re.compile(r"/patients/\d+/$"))
-    assert page.get_by_role("heading", name=re.compile("Grace Hopper")).is_visible()
+    expect(page.get_by_role("heading", name=re.compile("Grace Hopper"))).to_be_visible()
     screenshot(page, "02-patient")
     page.get_by_role("link", name="Add a lesion").click()
     page.get_by_label("Label").fill("Left forearm")
@@ -45,14 +45,15 @@ def test_login_create_patient_and_lesion_upload_and_see_the_overlay(page, clinic
     page.wait_for_selector(".capture[data-status=done] img.capture-image[src*=overlay]")
     # One result line, named by the one naming function (a probability only for a calibrated model).
     result = page.locator("[data-role=result-line]")
-    assert result.is_visible() and notes.current_score_name().capitalize() in result.inner_text()
+    expect(result).to_be_visible()
+    expect(result).to_contain_text(notes.current_score_name().capitalize())
     # Measurements on demand.
-    assert not page.get_by_text("A – asymmetric axes").is_visible()
+    expect(page.get_by_text("A – asymmetric axes")).to_be_hidden()
     page.get_by_text("Measurements and model details").click()
-    assert page.get_by_text("A – asymmetric axes").is_visible()
+    expect(page.get_by_text("A – asymmetric axes")).to_be_visible()
     screenshot(page, "03-case-page")
     page.get_by_role("button", name="Mask").click()
-    assert "/mask/" in page.locator("img.capture-image").get_attribute("src")
+    expect(page.locator("img.capture-image")).to_have_attribute("src", re.compile("/mask/"))
     page.get_by_role("button", name="Outline").click()
     natural_width = page.locator("img.capture-image").evaluate("img => img.decode().then(() => img.naturalWidth)")
     assert natural_width == 300  # the overlay image really loaded through the access-checked view
@@ -87,7 +88,7 @@ def test_no_camera_gives_a_clear_message(browser, live_server, clinician, lesion
     log_in(page, "alice")
     page.goto(f"/lesions/{lesion.pk}/")
     page.get_by_role("button", name="Start camera").click()
-    assert page.get_by_text("No camera was found").is_visible()
+    expect(page.get_by_text("No camera was found")).to_be_visible()
     context.close()
 
 

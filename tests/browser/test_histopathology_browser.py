@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser.conftest import log_in, screenshot
 
@@ -15,9 +18,9 @@ def test_histopathology_errors_focus_the_summary(page, clinician, lesion):
     page.get_by_label("N category").select_option("N1a")  # no sentinel node biopsy, no thickness
     page.get_by_role("button", name="Save histopathology").click()
     summary = page.locator("[data-role=error-summary]")
-    summary.wait_for()
-    assert page.title().startswith("Error")
-    assert page.evaluate("document.activeElement.dataset.role") == "error-summary"
-    text = summary.inner_text()
-    assert "Breslow thickness is needed" in text and "sentinel node biopsy" in text
+    expect(summary).to_be_visible()
+    expect(page).to_have_title(re.compile(r"^Error"))
+    expect(summary).to_be_focused()
+    expect(summary).to_contain_text("Breslow thickness is needed")
+    expect(summary).to_contain_text("sentinel node biopsy")
     screenshot(page, "histopathology-error-summary")

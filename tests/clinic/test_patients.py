@@ -117,3 +117,24 @@ def test_admin_delete_removes_everything_and_files(admin_client, lesion, private
     assert not Patient.objects.filter(pk=patient.pk).exists()
     assert not os.path.exists(path)
     assert AuditEvent.objects.filter(action="delete", object_type="Patient", object_id=str(patient.pk)).exists()
+
+
+def test_the_patient_list_is_own_clinics_by_name_then_record_with_counts(clinician, clinic, other_clinic,
+                                                                        django_assert_num_queries):
+    from clinic import selectors
+    from tests.factories import LesionFactory
+
+    zed = PatientFactory(clinic=clinic, name="Zed Zulu")
+    twin_a = PatientFactory(clinic=clinic, name="Ann Able")
+    twin_b = PatientFactory(clinic=clinic, name="Ann Able")
+    PatientFactory(clinic=other_clinic, name="Aaron Other")
+    LesionFactory.create_batch(2, patient=twin_b)
+    LesionFactory(patient=zed)
+    # A later update moves twin_a's row version after twin_b's: only the explicit tie-break on the
+    # record keeps two patients of the same name in a stable order across pages.
+    Patient.objects.filter(pk=twin_a.pk).update(date_of_birth="1970-01-01")
+    with django_assert_num_queries(3):  # the user's clinics, the patients with their clinic, the page's counts
+        shown = selectors.with_lesion_counts(list(selectors.patients_for(clinician)))
+        rows = [(p.pk, p.clinic.name, p.lesion_count) for p in shown]
+    assert rows == [(twin_a.pk, clinic.name, 0), (twin_b.pk, clinic.name, 2), (zed.pk, clinic.name, 1)]
+    assert list(selectors.patients_for(clinician, "  ")) == [twin_a, twin_b, zed]  # blank search: everyone

@@ -63,3 +63,28 @@ def test_while_a_reanalysis_waits_the_old_result_is_not_served_as_current(client
     # The page script reads these flags rather than comparing status strings of its own.
     assert row == {"id": pending.pk, "capture_id": capture.pk, "status": Analysis.Status.QUEUED, "label": "Queued",
                    "pending": True, "finished": False, "error": "", "probability": None}
+
+
+def test_status_json_gives_each_captures_newest_queued_analysis(client_logged_in, lesion):
+    first = services.capture_create(request=None, user=None, lesion=lesion, data=lesion_image())
+    second = services.capture_create(request=None, user=None, lesion=lesion, data=lesion_image((200, 150)))
+    # Two re-analyses of the first capture, queued after its first analysis: the last one is current.
+    Analysis.objects.create(capture=first, model_version="seg-b+cls-b")
+    latest = Analysis.objects.create(capture=first, model_version="seg-c+cls-c")
+    rows = {row["capture_id"]: row["id"]
+            for row in client_logged_in.get(reverse("lesion_statuses", args=[lesion.pk])).json()["analyses"]}
+    assert rows == {first.pk: latest.pk, second.pk: second.analyses.get().pk}
+
+
+def test_captures_come_in_the_order_they_were_taken_and_analysis_for_finds_the_one_asked(lesion, clinician):
+    now = timezone.now()
+    today = services.capture_create(request=None, user=None, lesion=lesion, data=lesion_image(), taken_at=now)
+    old = services.capture_create(request=None, user=None, lesion=lesion, data=lesion_image(),
+                                  taken_at=now - timedelta(days=90))
+    rows = selectors.captures_with_analysis(lesion)
+    assert [(row.capture, row.analysis) for row in rows] == [(old, old.analyses.get()), (today, today.analyses.get())]
+    for capture in (old, today):
+        analysis = capture.analyses.get()
+        assert selectors.analysis_for(clinician, analysis.pk) == analysis
+    today.analyses.all().delete()  # an analysis removed in admin: the capture shows without one
+    assert [row.analysis for row in selectors.captures_with_analysis(lesion)] == [old.analyses.get(), None]

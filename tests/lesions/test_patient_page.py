@@ -60,3 +60,39 @@ def test_printable_summary_lists_every_lesion_with_map_and_is_audited(client_log
     assert "Latest capture of One" in content
     assert AuditEvent.objects.filter(object_type="Patient", detail__page="summary").exists()
     assert client_logged_in.get(reverse("patient_summary", args=[other_patient.pk])).status_code == 404
+
+
+def test_the_trend_follows_when_pictures_were_taken_and_holds_only_finished_scores(patient):
+    from lesions.selectors import patient_lesions_with_trends
+
+    lesion = LesionFactory(patient=patient, label="Back")
+    now = timezone.now()
+    # Uploaded in this order, taken in another: a photo from last year is imported after today's.
+    today = services.capture_create(request=None, user=None, lesion=lesion, data=lesion_image(), taken_at=now)
+    last_year = services.capture_create(request=None, user=None, lesion=lesion, data=lesion_image(),
+                                        taken_at=now - timedelta(days=365))
+    pending = services.capture_create(request=None, user=None, lesion=lesion, data=lesion_image(),
+                                      taken_at=now + timedelta(minutes=5))  # its analysis still queued
+    Analysis.objects.filter(capture=today).update(status="done", probability=0.4, threshold=0.3)
+    Analysis.objects.filter(capture=last_year).update(status="done", probability=0.1, threshold=0.3)
+    LesionFactory(patient=patient, label="Arm")  # no captures: an empty trend
+    rows = {row.label: row for row in patient_lesions_with_trends(patient)}
+    assert [(taken, p) for taken, p, _ in rows["Back"].trend] == [(last_year.taken_at, 0.1), (today.taken_at, 0.4)]
+    assert (rows["Back"].latest_probability, rows["Back"].latest_threshold) == (0.4, 0.3)
+    assert (rows["Arm"].trend, rows["Arm"].latest_probability, rows["Arm"].latest_threshold) == ([], None, None)
+    assert pending.analyses.get().status == Analysis.Status.QUEUED
+
+
+def test_lesions_are_listed_by_label_with_their_latest_taken_capture(patient):
+    from lesions.selectors import lesions_with_latest
+
+    now = timezone.now()
+    back = LesionFactory(patient=patient, label="Back")
+    arm = LesionFactory(patient=patient, label="Arm")
+    latest = services.capture_create(request=None, user=None, lesion=back, data=lesion_image(), taken_at=now)
+    services.capture_create(request=None, user=None, lesion=back, data=lesion_image(),
+                            taken_at=now - timedelta(days=30))  # imported later, taken earlier
+    rows = list(lesions_with_latest(patient))
+    assert [(r.label, r.capture_count, r.latest_capture_id) for r in rows] == [("Arm", 0, None),
+                                                                               ("Back", 2, latest.pk)]
+    assert rows[0] == arm

@@ -119,3 +119,28 @@ def test_recall_csv_is_scoped_safe_and_audited(client_logged_in, clinic, other_c
     later = client_logged_in.get(reverse("recall_export"), {"until": (today + timedelta(days=365)).isoformat()})
     assert len(list(csv.reader(io.StringIO(later.content.decode())))) == 3
     assert client_logged_in.get(reverse("recall_export"), {"clinic": other_clinic.pk}).status_code == 404
+
+
+@pytest.mark.django_db
+def test_the_recall_list_is_due_monitored_lesions_by_date_then_patient(clinic, other_clinic,
+                                                                      django_assert_num_queries):
+    from lesions.models import Lesion
+    from lesions.selectors import recall_list
+
+    until = date(2026, 6, 30)
+    zoe, adam = PatientFactory(clinic=clinic, name="Zoe Zed"), PatientFactory(clinic=clinic, name="Adam Ant")
+    later = LesionFactory(patient=adam, next_review_date=date(2026, 6, 30))
+    zoe_first = LesionFactory(patient=zoe, next_review_date=date(2026, 6, 1))
+    adam_same_day = LesionFactory(patient=adam, next_review_date=date(2026, 6, 1))
+    adam_same_day_2 = LesionFactory(patient=adam, next_review_date=date(2026, 6, 1))
+    overdue = LesionFactory(patient=zoe, next_review_date=date(2025, 12, 1))
+    LesionFactory(patient=zoe, next_review_date=date(2026, 7, 1))  # after `until`
+    LesionFactory(patient=zoe, next_review_date=None)  # no review booked
+    LesionFactory(patient=zoe, next_review_date=date(2026, 6, 2), status=Lesion.Status.EXCISED)  # no longer monitored
+    LesionFactory(patient=PatientFactory(clinic=other_clinic), next_review_date=date(2026, 6, 1))
+    # An update writes a new row version after the others: the database's own order is no longer the
+    # order of creation, so only the explicit tie-break (id) keeps same-day, same-patient recalls stable.
+    Lesion.objects.filter(pk=adam_same_day.pk).update(label="Left calf")
+    with django_assert_num_queries(1):  # the letters' CSV reads each lesion's patient without a query each
+        due = [(lesion.pk, lesion.patient.name) for lesion in recall_list(clinic.pk, until)]
+    assert [pk for pk, _ in due] == [overdue.pk, adam_same_day.pk, adam_same_day_2.pk, zoe_first.pk, later.pk]

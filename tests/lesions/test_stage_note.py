@@ -117,3 +117,153 @@ def test_the_worker_stores_whether_the_model_is_calibrated(settings):
     manifest = read_model_manifest(settings.ML_MODELS_DIR)
     stored = notes.point_with_calibration(manifest).as_dict()
     assert stored["calibrated"] is (manifest.classifier.get("calibrated") is True)
+
+
+def test_the_pathology_note_gives_the_stage_its_tnm_the_primary_and_the_description():
+    from lesions.staging import stage
+
+    result = stage(breslow_mm=1.46, ulcerated=True, n="N0", m="M0")
+    assert stage_note.pathology_note(result, ulcerated=True).split("\n") == [
+        "AJCC 8th edition pathological stage IIA (T2b N0 M0).",
+        "T2b: Breslow thickness recorded as 1.5 mm, with ulceration.",
+        STAGE_DESCRIPTIONS["IIA"],
+        "Stage from the recorded histopathology; confirm against the pathology report and MDT review.",
+    ]
+
+
+def test_the_pathology_note_says_without_ulceration_unless_told_and_shows_ldh():
+    from lesions.staging import stage
+
+    result = stage(breslow_mm=1.5, ulcerated=False, n="N1a", m="M1c", ldh="elevated")
+    lines = stage_note.pathology_note(result).split("\n")
+    assert lines[:2] == ["AJCC 8th edition pathological stage IV (T2a N1a M1c(1)).",
+                         "T2a: Breslow thickness recorded as 1.5 mm, without ulceration."]
+
+
+@pytest.mark.parametrize("t,primary", [("TX", "TX: the primary tumour's thickness could not be assessed"),
+                                       ("T0", "T0: no evidence of a primary tumour"),
+                                       ("Tis", "Tis: melanoma in situ")])
+def test_the_pathology_note_names_a_primary_that_was_not_measured(t, primary):
+    from lesions.staging import Stage
+
+    note = stage_note.pathology_note(Stage(t=t, n="N1b", m="M1a", group="IV"))
+    assert note.split("\n")[1] == f"{primary}."
+
+
+def test_an_incomplete_histopathology_says_what_is_known_and_what_is_missing():
+    assert stage_note.pathology_incomplete_note("the N category (regional lymph nodes) has not been assessed",
+                                                t="T3a", breslow_recorded_mm="2.4") == (
+        "Histopathology recorded. T3a: Breslow thickness recorded as 2.4 mm, without ulceration. The stage group "
+        "is not computed: the N category (regional lymph nodes) has not been assessed. Record the missing findings "
+        "to stage the melanoma.")
+    assert stage_note.pathology_incomplete_note("x", t="T3b", breslow_recorded_mm="2.4", ulcerated=True) == (
+        "Histopathology recorded. T3b: Breslow thickness recorded as 2.4 mm, with ulceration. The stage group "
+        "is not computed: x. Record the missing findings to stage the melanoma.")
+    # Without a T category nothing is said about the primary.
+    assert stage_note.pathology_incomplete_note("Breslow thickness is needed for the T category") == (
+        "Histopathology recorded. The stage group is not computed: Breslow thickness is needed for the T category. "
+        "Record the missing findings to stage the melanoma.")
+
+
+@pytest.mark.parametrize("below,melanomas", [(None, 118), (9, None), (None, None)])
+def test_below_threshold_without_both_counts_states_only_that_melanoma_is_not_excluded(below, melanomas):
+    figures = ModelFigures(threshold=0.23, n_melanomas=melanomas, melanomas_below_threshold=below)
+    assert stage_note.below_threshold_sentence(figures) == "A score below the threshold does not exclude melanoma."
+
+
+def test_the_whole_image_note_line_by_line():
+    note = image_note(probability=0.1, operating_point=FULL, tds=4.2, tds_band="suspicious",
+                      change="area +12% (comparable captures)")
+    assert note.split("\n") == [
+        "Melanoma score (not a probability) 0.10: below the model's operating threshold (0.23).",
+        stage_note.MODEL_SCOPE,
+        "At this threshold the model found 92% of melanomas (sensitivity, 95% CI 86%–96%) with 64% specificity "
+        "(95% CI 61%–67%), measured on 1110 dermoscopic research test images (118 melanomas), not on this "
+        "clinic's patients.",
+        "A score below the threshold does not exclude melanoma: 9 of the 118 test melanomas scored below it.",
+        "Dermoscopy score (TDS) 4.20: suspicious.",
+        "Since the previous capture: area +12% (comparable captures).",
+        f"{stage_note.EXCISE} {stage_note.MONITOR_ALTERNATIVE}",  # a suspicious TDS, whatever the score
+        stage_note.NEEDS_HISTOPATHOLOGY,
+        stage_note.DECISION_SUPPORT,
+    ]
+
+
+def test_a_score_at_the_threshold_counts_as_at_or_above_it():
+    assert stage_note.threshold_band(0.23, 0.23) == "at or above the model's operating threshold"
+    assert stage_note.threshold_band(0.2299, 0.23) == "below the model's operating threshold"
+    note = image_note(probability=0.23, operating_point=FULL)
+    assert "0.23: at or above the model's operating threshold (0.23)." in note
+    assert "does not exclude melanoma" not in note
+    assert stage_note.suggested_next_step(0.23, 0.23, None, growing=False) == (
+        f"{stage_note.EXCISE} {stage_note.MONITOR_ALTERNATIVE}")
+
+
+@pytest.mark.parametrize("score,tds_band,growing,advice", [
+    (0.1, None, False, stage_note.ROUTINE),
+    (0.1, "benign", False, stage_note.ROUTINE),
+    (0.1, "suspicious", False, f"{stage_note.EXCISE} {stage_note.MONITOR_ALTERNATIVE}"),
+    (0.1, "highly suspicious", False, stage_note.EXCISE),
+    (0.9, "highly suspicious", False, stage_note.EXCISE),
+    (0.1, None, True, stage_note.EXCISE_GROWTH),
+])
+def test_the_next_step_in_the_note_follows_score_tds_and_growth(score, tds_band, growing, advice):
+    assert stage_note.suggested_next_step(score, 0.23, tds_band, growing) == advice
+    tds = 5.0 if tds_band else None
+    note = image_note(probability=score, operating_point=FULL, tds=tds, tds_band=tds_band, growing=growing)
+    assert advice in note.split("\n")
+
+
+def test_without_growth_stated_the_note_does_not_claim_growth():
+    assert stage_note.ROUTINE in image_note(probability=0.1, operating_point=FULL).split("\n")
+
+
+@pytest.mark.parametrize("tds,band", [(4.2, None), (None, "suspicious")])
+def test_a_tds_line_needs_both_the_score_and_its_band(tds, band):
+    assert "Dermoscopy score" not in image_note(probability=0.1, operating_point=FULL, tds=tds, tds_band=band)
+
+
+def test_no_change_line_without_a_change():
+    assert "Since the previous capture" not in image_note(probability=0.1, operating_point=FULL, change="")
+
+
+@pytest.mark.parametrize("figures,sentence", [
+    (ModelFigures(threshold=0.23, sensitivity=0.9),
+     "The model's test figures at this threshold are not recorded; any figures come from dermoscopic research "
+     "test images, not on this clinic's patients."),
+    (ModelFigures(threshold=0.23, specificity=0.6),
+     "The model's test figures at this threshold are not recorded; any figures come from dermoscopic research "
+     "test images, not on this clinic's patients."),
+    (ModelFigures(threshold=0.23, sensitivity=0.9, specificity=0.6, n_images=500),
+     "At this threshold the model found 90% of melanomas (sensitivity) with 60% specificity, measured on held-out "
+     "dermoscopic research test images, not on this clinic's patients."),
+    (ModelFigures(threshold=0.23, sensitivity=0.9, specificity=0.6, n_melanomas=80,
+                  sensitivity_ci95=(0.8, 0.95)),
+     "At this threshold the model found 90% of melanomas (sensitivity, 95% CI 80%–95%) with 60% specificity, "
+     "measured on held-out dermoscopic research test images, not on this clinic's patients."),
+])
+def test_the_performance_sentence_says_only_what_the_manifest_gives(figures, sentence):
+    assert stage_note.performance_sentence(figures) == sentence
+
+
+def test_older_manifests_image_and_melanoma_counts_are_read():
+    point = OperatingPoint(threshold=0.3, sensitivity=0.9, specificity=0.7, extra={"images": 400, "positives": 60})
+    figures = ModelFigures.from_point(point)
+    assert (figures.n_images, figures.n_melanomas) == (400, 60)
+    # The current names win over the older ones when a manifest carries both.
+    both = OperatingPoint(threshold=0.3, extra={"n_images": 500, "images": 400, "n_melanomas": 80, "positives": 60})
+    assert (ModelFigures.from_point(both).n_images, ModelFigures.from_point(both).n_melanomas) == (500, 80)
+
+
+@pytest.mark.parametrize("modality,melanocytic,structures,reason", [
+    ("clinical", True, ["dots"], "No TDS: the ABCD rule applies to dermoscopic images only."),
+    ("dermoscopic", None, ["dots"], "No TDS: the lesion has not been marked melanocytic (the ABCD rule is the second "
+                                    "step of the two-step algorithm)."),
+    ("dermoscopic", False, ["dots"], "No TDS: the lesion has not been marked melanocytic (the ABCD rule is the "
+                                     "second step of the two-step algorithm)."),
+    ("dermoscopic", True, [], "No TDS yet: tick the dermoscopic structures seen (D)."),
+    ("dermoscopic", True, ["dots"], "No TDS: the capture has no finished analysis."),
+])
+def test_why_a_capture_has_no_tds(modality, melanocytic, structures, reason):
+    assert stage_note.tds_unavailable_reason(modality=modality, melanocytic=melanocytic,
+                                             structures=structures) == reason

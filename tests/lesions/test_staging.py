@@ -135,3 +135,55 @@ def test_no_stage_group_from_categories_that_were_not_assessed(n, m, missing):
 def test_stage_combines_the_categories():
     result = stage(breslow_mm=2.5, ulcerated=True, n="N1a", m="M0")
     assert (result.t, result.n, result.m, result.group) == ("T3b", "N1a", "M0", "IIIC")
+
+
+# What the clinician reads when no stage group follows (the histopathology form and the report's
+# note show these reasons verbatim): each names the finding that is missing or wrong.
+@pytest.mark.parametrize("call,reason", [
+    (lambda: t_category(None, False), "Breslow thickness is needed for the T category"),
+    (lambda: t_category(-0.2, True), "Breslow thickness cannot be negative"),
+    (lambda: stage_group("T1a", "", "M0"), "the N category (regional lymph nodes) has not been assessed"),
+    (lambda: stage_group("T1a", "N0", ""), "the M category (distant metastasis) has not been assessed"),
+    (lambda: stage_group("T1a", "N9", "M0"), "unknown N category 'N9'"),
+    (lambda: stage_group("T1a", "N0", "M2"), "unknown M category 'M2'"),
+    (lambda: stage_group("TX", "N0", "M0"), "the primary tumour's thickness could not be assessed (TX): "
+                                            "without distant metastasis there is no stage group"),
+    (lambda: stage_group("TX", "N1a", "M0"), "the primary tumour's thickness could not be assessed (TX): "
+                                             "without distant metastasis there is no stage group"),
+    (lambda: stage_group("T0", "N0", "M0"), "T0 N0 M0 has no stage group"),
+    (lambda: stage_group("T0", "N1a", "M0"), "T0 N1a M0 has no stage group"),
+    # Table 3 has no row for in situ melanoma with nodal disease.
+    (lambda: stage_group("Tis", "N1a", "M0"), "Tis N1a M0 has no stage group"),
+    (lambda: stage(breslow_mm=1.5, ulcerated=False, n="", m="M0"),
+     "the N category (regional lymph nodes) has not been assessed"),
+    (lambda: stage(breslow_mm=1.5, ulcerated=False, n="N0", m=""),
+     "the M category (distant metastasis) has not been assessed"),
+    (lambda: stage(breslow_mm=1.5, ulcerated=False, n="", m=""),
+     "the N category (regional lymph nodes) and the M category (distant metastasis) have not been assessed"),
+])
+def test_each_reason_for_no_stage_group_names_what_is_missing(call, reason):
+    with pytest.raises(StagingError) as raised:
+        call()
+    assert str(raised.value) == reason
+
+
+def test_an_invasive_melanoma_recorded_as_0_0_mm_is_t1a():
+    # Table 1: T1a is < 0.8 mm; 0.04 mm is recorded as 0.0 mm and is still a measured invasive tumour.
+    assert t_category(Decimal("0.04"), False) == "T1a"
+    assert t_category(0, True) == "T1b"
+    assert stage(breslow_mm=0, ulcerated=False, n="N0", m="M0").breslow_recorded_mm == Decimal("0.0")
+
+
+@pytest.mark.parametrize("kwargs,t", [
+    ({"in_situ": True}, "Tis"), ({"primary": PRIMARY_NOT_ASSESSABLE}, "TX"), ({"primary": PRIMARY_UNKNOWN}, "T0"),
+])
+def test_a_thickness_typed_in_is_not_recorded_when_the_primary_was_not_measured(kwargs, t):
+    # In situ, not assessable or unknown primary: no Breslow thickness belongs to the stage, even if
+    # one was entered; the stage follows the primary's category, not the number.
+    result = stage(breslow_mm=2.5, ulcerated=True, n="N1b", m="M1a", **kwargs)
+    assert (result.t, result.breslow_recorded_mm, result.group) == (t, None, "IV")
+
+
+def test_in_situ_melanoma_is_stage_0_whatever_thickness_was_typed():
+    result = stage(breslow_mm=3.0, ulcerated=False, n="N0", m="M0", in_situ=True)
+    assert (result.t, result.group, result.breslow_recorded_mm) == ("Tis", "0", None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import pytest
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -12,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from lesions.images import decode_rgb, encode_png, megapixels, reduced_rgb, thumbnail_png
 from lesions.models import Analysis, Capture
 from tests.factories import lesion_image
 
@@ -131,3 +133,52 @@ def _mutate(data: bytes, cut: int, flip: int) -> bytes:
     if mutable:
         mutable[flip % len(mutable)] ^= 0xFF
     return bytes(mutable)
+
+
+# The image helpers' contracts: the limit's wording, and the worker-side encodings of analysis outputs
+# (lossless masks and overlays) and list thumbnails (bounded, aspect kept).
+@pytest.mark.parametrize("pixels,shown", [
+    (40_000_000, "40"), (12_500_000, "12.5"), (100_000, "0.1"), (1_000_000, "1"), (10_000_000, "10"),
+    (100_000_000, "100"),
+    (1_050_000, "1.1"),  # to the nearest 0.1 megapixel (10^6 pixels)
+    (1_040_000, "1"),
+])
+def test_a_pixel_limit_is_worded_in_megapixels_without_trailing_zeros(pixels, shown):
+    assert megapixels(pixels) == shown
+
+
+def test_analysis_outputs_are_stored_losslessly_as_png():
+    rng = np.random.default_rng(1)
+    overlay = rng.integers(0, 256, (45, 60, 3), dtype=np.uint8)
+    png = encode_png(overlay)
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    assert np.array_equal(decode_rgb(png), overlay)
+    mask = (rng.random((45, 60)) > 0.5).astype(np.uint8) * 255
+    decoded = decode_rgb(encode_png(mask))
+    assert decoded.shape == (45, 60, 3) and all(np.array_equal(decoded[..., c], mask) for c in range(3))
+
+
+def test_decode_rgb_gives_rgb_pixels_of_a_stored_jpeg():
+    decoded = decode_rgb(lesion_image((160, 120)))
+    assert decoded.shape == (120, 160, 3) and decoded.dtype == np.uint8
+    assert tuple(decoded[60, 80]) == pytest.approx((95, 55, 35), abs=20)  # the lesion's brown centre
+
+
+@pytest.mark.parametrize("size,original,expected", [
+    (256, (640, 480), (256, 192)), (100, (640, 480), (100, 75)), (256, (120, 300), (102, 256)),
+    (256, (200, 150), (200, 150)),  # never enlarged
+])
+def test_thumbnails_fit_the_box_keep_the_aspect_and_are_png(size, original, expected):
+    png = thumbnail_png(lesion_image(original), size)
+    with Image.open(io.BytesIO(png)) as thumb:
+        assert (thumb.format, thumb.mode, thumb.size) == ("PNG", "RGB", expected)
+
+
+def test_the_default_thumbnail_is_256_pixels():
+    with Image.open(io.BytesIO(thumbnail_png(lesion_image((640, 480))))) as thumb:
+        assert thumb.size == (256, 192)
+
+
+def test_reduced_copy_fits_the_side_and_keeps_the_aspect():
+    assert reduced_rgb(lesion_image((640, 480)), 160).shape == (120, 160, 3)
+    assert reduced_rgb(lesion_image((160, 120))).shape == (120, 160, 3)

@@ -179,3 +179,65 @@ def test_counts_stop_at_the_cap_and_say_so(client_logged_in, patient, monkeypatc
     unassessed = section(response, "unassessed")
     assert (unassessed.count, unassessed.more, len(unassessed.items)) == (3, True, 5)
     assert "<strong>3+</strong> analyses to review" in response.content.decode()
+
+
+def test_another_clinics_recalls_and_missing_histopathology_never_show(client_logged_in, other_patient):
+    LesionFactory(patient=other_patient, next_review_date=timezone.localdate() - timedelta(days=1))
+    LesionFactory(patient=other_patient, decision="excise")
+    response = client_logged_in.get("/")
+    assert (section(response, "recalls").count, section(response, "histopathology").count) == (0, 0)
+    assert section(response, "recalls").items == [] and section(response, "histopathology").items == []
+
+
+def test_exactly_the_cap_is_not_more(client_logged_in, patient, monkeypatch):
+    monkeypatch.setattr(selectors, "COUNT_CAP", 3)
+    for i in range(3):
+        analysed(LesionFactory(patient=patient), probability=i / 10)
+    unassessed = section(client_logged_in.get("/"), "unassessed")
+    assert (unassessed.count, unassessed.more) == (3, False)
+
+
+def test_only_finished_scores_of_monitored_lesions_wait_for_review(client_logged_in, patient):
+    listed = analysed(LesionFactory(patient=patient, label="listed"), probability=0.4)
+    analysed(LesionFactory(patient=patient, label="not analysable"), probability=0.7, status="not_analysable")
+    analysed(LesionFactory(patient=patient, label="no score"), probability=None)  # nothing to review
+    analysed(LesionFactory(patient=patient, label="excised", status="excised"), probability=0.9)
+    assert section(client_logged_in.get("/"), "unassessed").items == [listed]
+
+
+def test_each_section_keeps_its_order_whatever_the_order_of_entry(client_logged_in, patient):
+    today = timezone.localdate()
+    # Entered in the opposite order to the one each list must show.
+    high = analysed(LesionFactory(patient=patient, label="high"), probability=0.9)
+    tie_a = analysed(LesionFactory(patient=patient, label="tie a"), probability=0.5)
+    tie_b = analysed(LesionFactory(patient=patient, label="tie b"), probability=0.5)
+    late_failure = analysed(LesionFactory(patient=patient), probability=None, status="failed", error="x")
+    early_failure = analysed(LesionFactory(patient=patient), probability=None, status="failed", error="y")
+    Analysis.objects.filter(pk=early_failure.pk).update(finished_at=timezone.now() - timedelta(hours=1))
+    soon = LesionFactory(patient=patient, next_review_date=today + timedelta(days=2))
+    overdue = LesionFactory(patient=patient, next_review_date=today - timedelta(days=2))
+    overdue_too = LesionFactory(patient=patient, next_review_date=today - timedelta(days=2))
+    recent = LesionFactory(patient=patient, decision="excise", assessed_at=timezone.now())
+    older = LesionFactory(patient=patient, decision="biopsy", assessed_at=timezone.now() - timedelta(days=7))
+    older_too = LesionFactory(patient=patient, decision="biopsy", assessed_at=older.assessed_at)
+    # Updates write new row versions: the table's own order is no longer the order of entry.
+    Lesion.objects.filter(pk__in=[overdue.pk, older.pk]).update(clinical_diagnosis="naevus")
+    Analysis.objects.filter(pk=tie_a.pk).update(error="")
+    response = client_logged_in.get("/")
+    assert section(response, "unassessed").items == [high, tie_b, tie_a]  # highest score, then newest
+    assert section(response, "failed").items == [late_failure, early_failure]  # latest failure first
+    assert section(response, "recalls").items == [overdue, overdue_too, soon]  # earliest review, then entry
+    assert section(response, "histopathology").items == [older, older_too, recent]  # longest waiting first
+
+
+def test_the_current_analysis_is_the_newest_queued_then_the_highest_id(client_logged_in, patient):
+    later_queued = analysed(LesionFactory(patient=patient, label="later queued"), probability=0.6)
+    rerun = Analysis.objects.create(capture=later_queued.capture, model_version="seg-b+cls-b", status="done",
+                                    probability=0.2, threshold=0.3, finished_at=timezone.now())
+    # The re-run has the higher id but was queued earlier (a clock step, a restored row): queue time decides.
+    Analysis.objects.filter(pk=rerun.pk).update(queued_at=later_queued.queued_at - timedelta(minutes=5))
+    same_time = analysed(LesionFactory(patient=patient, label="same time"), probability=0.5)
+    twin = Analysis.objects.create(capture=same_time.capture, model_version="seg-b+cls-b", status="done",
+                                   probability=0.4, threshold=0.3, finished_at=timezone.now())
+    Analysis.objects.filter(pk=twin.pk).update(queued_at=same_time.queued_at)  # queued in the same instant
+    assert section(client_logged_in.get("/"), "unassessed").items == [later_queued, twin]

@@ -156,3 +156,44 @@ def test_without_a_declared_proxy_a_forged_header_does_not_dodge_the_lockout(set
                     HTTP_X_FORWARDED_FOR=f"198.51.100.{n}")
     response = login("alice", REMOTE_ADDR="203.0.113.9", HTTP_X_FORWARDED_FOR="198.51.100.200")
     assert response.status_code == 429
+
+
+def test_a_search_is_recorded_as_the_keyed_hash_an_investigator_can_recompute(settings):
+    import hashlib
+    import hmac
+
+    from clinic.audit import search_digest
+
+    # Case and spacing do not matter; the investigator hashes the name as written, lower case, single spaces.
+    expected = hmac.new(settings.SECRET_KEY.encode(), b"ada example", hashlib.sha256).hexdigest()
+    assert search_digest("  Ada   EXAMPLE ") == expected == search_digest("ada example")
+    assert search_digest("adaexample") != expected
+
+
+@pytest.mark.django_db
+def test_an_audit_row_names_the_api_token_the_user_or_the_name_tried_and_what_was_touched(rf, api_token, clinician):
+    from django.contrib.auth.models import AnonymousUser
+
+    from clinic import audit
+    from clinic.models import ApiToken, AuditEvent
+
+    token = ApiToken.objects.get()
+    request = rf.get("/api/v1/patients/", REMOTE_ADDR="10.9.8.7")
+    request.auth = token  # as DRF's token authentication leaves it
+    row = audit.record(request=request, user=clinician, action=AuditEvent.Action.SEARCH, clinic_id=None,
+                       detail={"results": 3})
+    assert row.detail == {"results": 3, "api_token": token.prefix}
+    assert (row.user, row.username, row.ip_address) == (clinician, "alice", "10.9.8.7")
+    assert (row.object_type, row.object_id, row.object_repr) == ("", "", "")
+    # A failed login: no user, the name that was tried (cut to the column), nothing else invented.
+    anonymous = audit.record(request=rf.get("/"), user=AnonymousUser(), action=AuditEvent.Action.LOGIN_FAILED,
+                             clinic_id=None, username="x" * 151, object_type="User", object_id="7",
+                             object_repr="y" * 201)
+    assert (anonymous.user, anonymous.username, anonymous.detail) == (None, "x" * 150, {})
+    assert (anonymous.object_type, anonymous.object_id, anonymous.object_repr) == ("User", "7", "y" * 200)
+    unauthenticated = audit.record(request=None, user=object(), action=AuditEvent.Action.LOGIN_FAILED,
+                                   clinic_id=None, username="mallory")
+    assert (unauthenticated.user, unauthenticated.username) == (None, "mallory")
+    long_name = type("Lesion", (), {"pk": 5, "__str__": lambda self: "z" * 300})()
+    named = audit.record(request=None, user=None, action=AuditEvent.Action.VIEW, obj=long_name, clinic_id=None)
+    assert (named.object_type, named.object_id, named.object_repr) == ("Lesion", "5", "z" * 200)

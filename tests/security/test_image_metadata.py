@@ -137,3 +137,44 @@ def test_colours_are_kept_when_the_profile_is_applied_and_dropped(client_logged_
     with default_storage.open(capture.image.name) as handle, Image.open(handle) as img:
         r, g, b = img.convert("RGB").getpixel((5, 5))
     assert abs(r - 222) <= 3 and abs(g - 184) <= 3 and abs(b - 160) <= 3
+
+
+def wide_gamut_profile() -> bytes:
+    """A real RGB profile that is not sRGB: Pillow's sRGB profile with the red and blue primaries
+    swapped and a 1.2 tone curve (ICC.1 tag table at byte 128; `para` curve gamma at +12)."""
+    data = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    count = struct.unpack(">I", data[128:132])[0]
+    tags = {bytes(data[132 + 12 * i:136 + 12 * i]): 132 + 12 * i for i in range(count)}
+    red, blue = tags[b"rXYZ"], tags[b"bXYZ"]
+    data[red + 4:red + 12], data[blue + 4:blue + 12] = data[blue + 4:blue + 12], data[red + 4:red + 12]
+    for trc in (b"rTRC", b"gTRC", b"bTRC"):
+        curve = struct.unpack(">I", data[tags[trc] + 4:tags[trc] + 8])[0]
+        assert data[curve:curve + 4] == b"para"
+        data[curve + 12:curve + 16] = struct.pack(">i", int(1.2 * 65536))
+    return bytes(data)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L"])
+def test_pixels_in_another_colour_space_are_converted_to_srgb_before_the_profile_goes(mode):
+    from lesions.images import clean_image_bytes
+
+    profile = wide_gamut_profile()
+    original = picture().convert(mode)
+    out = io.BytesIO()
+    original.save(out, format="PNG", icc_profile=profile)
+    stored = clean_image_bytes(out.getvalue())
+    expected = ImageCms.profileToProfile(original.convert("RGB"), ImageCms.ImageCmsProfile(io.BytesIO(profile)),
+                                         ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")), outputMode="RGB")
+    with Image.open(io.BytesIO(stored.content)) as img:
+        assert (img.format, img.mode, "icc_profile" in img.info) == ("PNG", "RGB", False)
+        assert img.tobytes() == expected.tobytes()
+        assert img.tobytes() != original.convert("RGB").tobytes()  # the conversion changed colours
+
+
+def test_an_unreadable_profile_keeps_the_pixels_as_they_are():
+    from lesions.images import clean_image_bytes
+
+    out = io.BytesIO()
+    picture().save(out, format="PNG", icc_profile=b"not a colour profile")
+    with Image.open(io.BytesIO(clean_image_bytes(out.getvalue()).content)) as img:
+        assert img.tobytes() == picture().tobytes()

@@ -162,3 +162,99 @@ def test_a_6300_pixel_square_photo_is_never_decoded_at_full_size(decoded_sizes, 
     clean = clean_image_bytes(out.getvalue())
     assert max(w * h for w, h in decoded_sizes) <= settings.UPLOAD_MAX_DECODE_PIXELS < 6300 * 6300
     assert (clean.width, clean.height, clean.downscale) == (3150, 3150, 2)
+
+
+@pytest.mark.parametrize("budget,stored", [
+    (80 * 60, (80, 60, 2)),  # exactly the 1/2-scale size: the smallest reduction that fits
+    (80 * 60 - 1, (40, 30, 4)), (40 * 30, (40, 30, 4)), (40 * 30 - 1, (20, 15, 8)), (20 * 15, (20, 15, 8)),
+])
+def test_a_jpeg_is_decoded_at_the_mildest_reduction_within_the_budget(budget, stored, decoded_sizes):
+    from lesions.images import clean_image_bytes
+
+    clean = clean_image_bytes(lesion_image((160, 120)), max_decode_pixels=budget)
+    assert (clean.width, clean.height, clean.downscale) == stored
+    assert max(w * h for w, h in decoded_sizes) <= budget
+
+
+def test_a_jpeg_too_large_even_at_one_eighth_is_refused_with_the_limits():
+    from django.core.exceptions import ValidationError
+
+    from lesions.images import clean_image_bytes
+
+    with pytest.raises(ValidationError) as refused:
+        clean_image_bytes(lesion_image((160, 120)), max_decode_pixels=20 * 15 - 1, max_pixels=1_000_000)
+    assert refused.value.messages == [
+        "The image is 160×120 pixels; JPEG images above 0 megapixels are not processed (JPEG images up to "
+        "1 megapixels are reduced). Export it smaller or as JPEG."]
+    assert refused.value.code == "too_many_pixels"
+
+
+def _refusal(data: bytes, **limits):
+    from django.core.exceptions import ValidationError
+
+    from lesions.images import clean_image_bytes
+
+    with pytest.raises(ValidationError) as refused:
+        clean_image_bytes(data, **limits)
+    return refused.value.messages, refused.value.code
+
+
+def _gif() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(out, format="GIF")
+    return out.getvalue()
+
+
+# What the clinician reads for each refusal, and the code the API returns with it.
+@pytest.mark.parametrize("data,limits,message,code", [
+    (b"", {}, "The file is empty.", "empty"),
+    (b"\xff" * 2_500_001, {"max_bytes": 2_000_000}, "The file is 2.5 MB; the limit is 2 MB.", "too_large"),
+    (b"\xff" * 1_450_000, {"max_bytes": 1_000_000}, "The file is 1.4 MB; the limit is 1 MB.", "too_large"),
+    (_gif(), {}, "GIF files are not accepted; upload a JPEG or PNG image.", "format"),
+    (lesion_image((160, 120)), {"max_pixels": 19_199},
+     "The image is 160×120 pixels; the limit is 0 megapixels.", "too_many_pixels"),
+    (lesion_image((160, 120), fmt="PNG"), {"max_decode_pixels": 19_199, "max_pixels": 1_500_000},
+     "The image is 160×120 pixels; PNG images above 0 megapixels are not processed (JPEG images up to 1.5 megapixels "
+     "are reduced). Export it smaller or as JPEG.", "too_many_pixels"),
+    (b"plain text, not a picture", {}, "The file is not an image we can read; upload a JPEG or PNG image.", "format"),
+])
+def test_each_refusal_says_why_with_its_code(data, limits, message, code):
+    assert _refusal(data, **limits) == ([message], code)
+
+
+def test_a_damaged_file_is_refused_as_damaged():
+    messages, code = _refusal(lesion_image((400, 300))[:900])
+    assert code == "corrupt" and messages[0].startswith("The image is damaged or incomplete (")
+
+
+@pytest.mark.parametrize("fmt,extension", [("JPEG", "jpg"), ("PNG", "png")])
+def test_the_stored_copy_keeps_its_format_full_colour_resolution_and_quality(fmt, extension):
+    from PIL import JpegImagePlugin
+
+    from lesions.images import clean_image_bytes
+
+    data = lesion_image((160, 120), fmt=fmt)
+    clean = clean_image_bytes(data)
+    assert (clean.extension, clean.width, clean.height) == (extension, 160, 120)
+    with Image.open(io.BytesIO(clean.content)) as stored, Image.open(io.BytesIO(data)) as sent:
+        assert (stored.format, stored.mode) == (fmt, "RGB")
+        if fmt == "PNG":
+            assert stored.tobytes() == sent.convert("RGB").tobytes()  # lossless
+        else:
+            assert JpegImagePlugin.get_sampling(stored) == 0  # 4:4:4, no chroma subsampling
+            reference = io.BytesIO()
+            sent.convert("RGB").save(reference, format="JPEG", quality=95, subsampling=0)
+            with Image.open(reference) as expected:
+                assert stored.quantization == expected.quantization  # quality 95
+
+
+@pytest.mark.parametrize("mode", ["P", "L", "RGBA", "LA"])
+def test_any_pixel_mode_is_stored_as_rgb_with_the_same_colours(mode):
+    from lesions.images import clean_image_bytes
+
+    original = Image.open(io.BytesIO(lesion_image((64, 48), fmt="PNG"))).convert(mode)
+    out = io.BytesIO()
+    original.save(out, format="PNG")
+    with Image.open(io.BytesIO(clean_image_bytes(out.getvalue()).content)) as stored:
+        assert stored.mode == "RGB"
+        assert stored.tobytes() == original.convert("RGB").tobytes()
