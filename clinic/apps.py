@@ -11,5 +11,6 @@ class ClinicConfig(AppConfig):
         from clinic import receivers
 
         auth_signals.user_logged_in.connect(receivers.record_login, dispatch_uid="audit-login")
+        auth_signals.user_logged_in.connect(receivers.start_idle_clock, dispatch_uid="idle-clock-at-login")
         auth_signals.user_logged_out.connect(receivers.record_logout, dispatch_uid="audit-logout")
         auth_signals.user_login_failed.connect(receivers.record_login_failure, dispatch_uid="audit-login-failed")

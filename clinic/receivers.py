@@ -1,17 +1,27 @@
-"""Logins, logouts and failed logins go into the audit trail (django.contrib.auth's signals)."""
+"""Logins, logouts and failed logins go into the audit trail, and a login starts the idle timer
+(django.contrib.auth's signals)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from django.http import HttpRequest
 
 from clinic import audit
+from clinic.middleware import LAST_ACTIVITY_KEY
 from clinic.models import AuditEvent
 
 
 def record_login(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
     audit.record(request=request, user=user, action=AuditEvent.Action.LOGIN, obj=user, clinic_id=None)
+
+
+def start_idle_clock(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
+    """Logging in is activity: the idle timer starts with the session, so the first page after it
+    need not write the session again (clinic.middleware.IdleSessionTimeoutMiddleware)."""
+    if request is not None and hasattr(request, "session"):
+        request.session[LAST_ACTIVITY_KEY] = time.time()
 
 
 def record_logout(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:

@@ -93,3 +93,12 @@ def test_activity_is_written_at_most_once_a_minute(client_logged_in, lesion):
     set_last_activity(client_logged_in, ACTIVITY_RESOLUTION_SECONDS + 1)
     assert client_logged_in.get(reverse("lesion_case", args=[lesion.pk])).status_code == 200
     assert time.time() - session_row(client_logged_in).get_decoded()[LAST_ACTIVITY_KEY] < 5
+
+
+def test_logging_in_starts_the_idle_clock(client, clinician, lesion):
+    """Login is activity (user_logged_in): the first page after it writes no session."""
+    client.force_login(clinician)
+    assert time.time() - client.session[LAST_ACTIVITY_KEY] < 5
+    before = session_row(client)
+    assert client.get(reverse("lesion_case", args=[lesion.pk])).status_code == 200
+    assert session_row(client).get_decoded() == before.get_decoded()
