@@ -45,6 +45,11 @@ def passive_request(view: Callable) -> Callable:
 ACTIVITY_RESOLUTION_SECONDS = 60
 
 
+def record_activity(request: HttpRequest, now: float | None = None) -> None:
+    """The clinician did something: restart the idle timer (saved with the session)."""
+    request.session[LAST_ACTIVITY_KEY] = time.time() if now is None else now
+
+
 def idle_seconds(request: HttpRequest) -> float:
     last = request.session.get(LAST_ACTIVITY_KEY)
     return time.time() - last if isinstance(last, (int, float)) else 0.0
@@ -78,7 +83,7 @@ class IdleSessionTimeoutMiddleware:
         # session row, which concurrent requests of one clinician (tabs, images) queue on; a
         # 30-minute timeout loses nothing by counting activity to the minute.
         if not isinstance(last, (int, float)) or now - last >= ACTIVITY_RESOLUTION_SECONDS:
-            request.session[LAST_ACTIVITY_KEY] = now
+            record_activity(request, now)
         return None
 
 

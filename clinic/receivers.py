@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from django.http import HttpRequest
 
 from clinic import audit
-from clinic.middleware import LAST_ACTIVITY_KEY
+from clinic.middleware import record_activity
 from clinic.models import AuditEvent
 
 
@@ -21,7 +20,7 @@ def start_idle_clock(sender: Any, request: HttpRequest | None, user: Any, **kwar
     """Logging in is activity: the idle timer starts with the session, so the first page after it
     need not write the session again (clinic.middleware.IdleSessionTimeoutMiddleware)."""
     if request is not None and hasattr(request, "session"):
-        request.session[LAST_ACTIVITY_KEY] = time.time()
+        record_activity(request)
 
 
 def record_logout(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:

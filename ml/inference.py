@@ -208,12 +208,6 @@ class Analyzer:
         batch = np.stack([crop_resize(img, box, self.cls_size) for img, box in zip(images, boxes)])
         return batch.astype(np.float32), boxes
 
-    def embed_batch(self, images: list[np.ndarray], masks: list[np.ndarray], *,
-                    batch: np.ndarray | None = None) -> list[np.ndarray]:
-        """Image embeddings (the final Dense layer's input, L2-normalised), of the batch the
-        classifier sees, averaged over the same flips as its test-time augmentation."""
-        return list(self._classify_embed_batch(images, masks, batch=batch)[2])
-
     def model_batch(self, images: list[np.ndarray]) -> ModelOutputs:
         """Segmentation and classification of a batch: the model calls, one each for the whole batch."""
         t0 = time.perf_counter()
