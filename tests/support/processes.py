@@ -10,6 +10,21 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to SIGKILL it when the test process dies. Without it a
+    pytest killed mid-run leaves its Celery worker running, and that worker then takes the next
+    run's tasks (same broker, same queues) and answers them from the wrong code or database."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def popen_tied(cmd: list[str], **kwargs) -> subprocess.Popen:
+    """subprocess.Popen for a helper process that must not outlive the test run."""
+    return subprocess.Popen(cmd, preexec_fn=_die_with_parent, **kwargs)
 
 
 def start_worker(*, env: dict[str, str], name: str, log_path: Path, purge: bool = False, app: str = "config",
@@ -23,7 +38,7 @@ def start_worker(*, env: dict[str, str], name: str, log_path: Path, purge: bool 
     if purge:
         cmd.append("--purge")
     handle = open(log_path, "w")
-    proc = subprocess.Popen(cmd, cwd=REPO, env=full_env, stdout=handle, stderr=subprocess.STDOUT,
+    proc = popen_tied(cmd, cwd=REPO, env=full_env, stdout=handle, stderr=subprocess.STDOUT,
                             start_new_session=True)
     proc.log_path = log_path  # type: ignore[attr-defined]
     if wait_ready:
@@ -37,7 +52,7 @@ def start_beat(*, env: dict[str, str], log_path: Path, schedule_dir: Path) -> su
     cmd = [sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "INFO",
            "-s", str(schedule_dir / "beat-schedule"), "--pidfile", ""]
     handle = open(log_path, "w")
-    proc = subprocess.Popen(cmd, cwd=REPO, env=full_env, stdout=handle, stderr=subprocess.STDOUT,
+    proc = popen_tied(cmd, cwd=REPO, env=full_env, stdout=handle, stderr=subprocess.STDOUT,
                             start_new_session=True)
     proc.log_path = log_path  # type: ignore[attr-defined]
     wait_for_log(proc, "beat: Starting", 60)
@@ -52,7 +67,7 @@ def start_web(*, env: dict[str, str], port: int, log_path: Path, workers: int = 
            "--workers", str(workers), "--threads", "4", "--worker-class", "gthread", "--timeout", "60",
            "--log-level", "info", "--access-logfile", "-"]
     handle = open(log_path, "w")
-    proc = subprocess.Popen(cmd, cwd=REPO, env=full_env, stdout=handle, stderr=subprocess.STDOUT,
+    proc = popen_tied(cmd, cwd=REPO, env=full_env, stdout=handle, stderr=subprocess.STDOUT,
                             start_new_session=True)
     proc.log_path = log_path  # type: ignore[attr-defined]
     wait_for_log(proc, "Booting worker", 60)

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+from tests.support.processes import popen_tied
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -58,7 +60,7 @@ class PrivateRedis:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+        self.proc = popen_tied(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                                       "--appendonly", "no", "--dir", str(self.dir)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port, 10)
@@ -103,7 +105,7 @@ class SeaweedS3:
         data = self.dir / "data"
         data.mkdir(exist_ok=True)
         self.log = open(self.dir / "weed.log", "w")
-        self.proc = subprocess.Popen(
+        self.proc = popen_tied(
             [weed_binary(), "server", f"-dir={data}", "-s3", f"-s3.port={self.s3_port}", f"-s3.config={config}",
              f"-master.port={self.master_port}", f"-volume.port={self.volume_port}", f"-filer.port={self.filer_port}",
              "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-master.volumeSizeLimitMB=64"],
