@@ -17,6 +17,31 @@ class Clinic(models.Model):
         return self.name
 
 
+class DataGeneration(models.Model):
+    """How many committed writes have changed a clinic's clinical records: patients, and on the
+    lesions side lesions, captures, analyses and histopathology. Pages derived from those records
+    (the worklist) are cached under the clinic's generation, the sum over its rows, so any change
+    is a new key and nothing cached can be stale.
+
+    Written only by PostgreSQL triggers (migrations clinic 0006, lesions 0009), for every INSERT,
+    UPDATE and DELETE statement, whoever runs it: the ORM, QuerySet.update(), the admin, COPY,
+    psql. Each database session adds to its own slot (its backend id modulo SLOTS), so writers in
+    one clinic do not queue on one row until they commit. No foreign key: a clinic being deleted
+    deletes its patients after this table's rows, and their triggers write here again."""
+
+    SLOTS = 64
+
+    clinic_id = models.BigIntegerField()
+    slot = models.SmallIntegerField()
+    generation = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["clinic_id", "slot"], name="one_generation_per_clinic_slot")]
+
+    def __str__(self) -> str:
+        return f"Clinic {self.clinic_id} slot {self.slot}: {self.generation}"
+
+
 class Membership(models.Model):
     """A clinician's place in a clinic; a clinician may belong to several clinics."""
 

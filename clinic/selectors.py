@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, F, Func, Q, QuerySet, TextField
+from django.db import connection
+from django.db.models import Count, F, Func, Q, QuerySet, Sum, TextField
 from django.shortcuts import get_object_or_404
 
-from clinic.models import Clinic, Patient
+from clinic.models import Clinic, DataGeneration, Patient
 
 
 def clinics_for(user: AbstractBaseUser) -> QuerySet[Clinic]:
@@ -19,6 +20,18 @@ def clinic_ids_for(user: AbstractBaseUser) -> list[int]:
         cached = list(clinics_for(user).values_list("id", flat=True))
         user._clinic_ids = cached
     return cached
+
+
+def data_generation(clinic_id: int) -> int | None:
+    """The clinic's data generation (clinic.models.DataGeneration): it grows with every committed
+    write to the clinic's records, so a page cached under it is never shown after a change. None
+    where no triggers keep it (SQLite): nothing may be cached under it there.
+
+    Read it before reading the records a cached page is built from: a write committed in between
+    then leaves fresher records under the older key, never older records under the newer one."""
+    if connection.vendor != "postgresql":
+        return None
+    return DataGeneration.objects.filter(clinic_id=clinic_id).aggregate(total=Sum("generation"))["total"] or 0
 
 
 class PatientSearchText(Func):

@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import re
+from datetime import date
 from functools import cache
 
 from django.conf import settings
 from django.core.cache import caches
 from django.forms import ModelForm
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
+from clinic.selectors import data_generation
 from lesions import notes, selectors, stage_note
 from lesions.body_map import Marker, render_inline_svg
 from lesions.evolution import Change
 from lesions.forms import AssessmentForm, CaptureUploadForm, HistopathologyForm, StructuresForm
 from lesions.models import Lesion
-from lesions.recalls import recall_state
+from lesions.recalls import DUE_WITHIN_DAYS, recall_state
 from lesions.staging import StagingError, recorded_breslow_mm, stage, t_category
 from ml import quality_thresholds as quality
 from ml.contracts import ModelManifest
@@ -310,3 +313,29 @@ def at_a_glance(rows: list[selectors.CaptureRow], changes: dict) -> dict:
         glance["above_threshold"] = a.threshold is not None and a.probability >= a.threshold
         glance["change"] = changes.get(scored.capture.pk)
     return glance
+
+
+WORKLIST_SECTIONS_TEMPLATE = "lesions/_worklist_sections.html"
+
+
+def worklist_html(clinic_id: int, today: date) -> SafeString:
+    """The worklist's counts and sections for one clinic on one day, rendered.
+
+    Kept in this process's fragment cache with the clinic's data generation, which every write to
+    the clinic's records advances (clinic.models.DataGeneration, kept by database triggers): a
+    page is served from the cache only while that generation is unchanged, so a new analysis,
+    assessment, result or deletion shows on the next request. The day is in the key because what
+    is due or overdue moves with it. One entry per clinic and day, replaced on each change.
+    """
+    generation = data_generation(clinic_id)  # before the records: see data_generation
+    fragments = caches["template_fragments"]
+    key = f"worklist:{clinic_id}:{today.isoformat()}"
+    if generation is not None:
+        cached = fragments.get(key)
+        if cached is not None and cached[0] == generation:
+            return mark_safe(cached[1])  # noqa: S308 - our own template's output, escaped there
+    html = render_to_string(WORKLIST_SECTIONS_TEMPLATE, {
+        "clinic_id": clinic_id, "sections": selectors.worklist(clinic_id, today), "due_within_days": DUE_WITHIN_DAYS})
+    if generation is not None:
+        fragments.set(key, (generation, html), 24 * 3600)
+    return mark_safe(html)  # noqa: S308 - as above

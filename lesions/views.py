@@ -36,6 +36,7 @@ from lesions.presentation import (
     case_context,
     compare_context,
     patient_context,
+    worklist_html,
 )
 
 logger = logging.getLogger("lesions.views")
@@ -357,10 +358,8 @@ def _chosen_clinic(request: HttpRequest):
 def worklist(request: HttpRequest) -> HttpResponse:
     """The home page: what waits for a clinician in one clinic today."""
     clinics, clinic = _chosen_clinic(request)
-    today = timezone.localdate()
-    sections = selectors.worklist(clinic.pk, today) if clinic else []
-    return render(request, "lesions/worklist.html", {"clinics": clinics, "clinic": clinic, "sections": sections,
-                                                     "today": today, "due_within_days": recalls.DUE_WITHIN_DAYS})
+    html = worklist_html(clinic.pk, timezone.localdate()) if clinic else ""
+    return render(request, "lesions/worklist.html", {"clinics": clinics, "clinic": clinic, "worklist_html": html})
 
 
 @require_POST

@@ -241,3 +241,18 @@ def test_the_current_analysis_is_the_newest_queued_then_the_highest_id(client_lo
                                    probability=0.4, threshold=0.3, finished_at=timezone.now())
     Analysis.objects.filter(pk=twin.pk).update(queued_at=same_time.queued_at)  # queued in the same instant
     assert section(client_logged_in.get("/"), "unassessed").items == [later_queued, twin]
+
+
+def test_without_a_data_generation_nothing_is_cached(client_logged_in, lesion, clinic, monkeypatch):
+    """SQLite (the laptop default) has no triggers to keep the data generation: there, every request
+    reads the records (a write there advances nothing, so a cached page would go stale)."""
+    from clinic.selectors import data_generation
+
+    monkeypatch.setattr(connection, "vendor", "sqlite")
+    assert data_generation(clinic.pk) is None
+    analysed(lesion, probability=0.4)
+    first = client_logged_in.get("/").content.decode()
+    with CaptureQueriesContext(connection) as queries:
+        second = client_logged_in.get("/").content.decode()
+    assert "0.40" in first and "0.40" in second
+    assert any("lesions_analysis" in q["sql"] for q in queries.captured_queries), "served from a cache"
