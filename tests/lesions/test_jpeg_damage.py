@@ -54,6 +54,44 @@ def test_damaged_scan_data_is_refused_at_upload(damage, signature):
     assert "damaged or incomplete" in refused.value.messages[0] and signature in refused.value.messages[0]
 
 
+def test_the_refusal_names_the_damage_and_says_what_to_do():
+    with pytest.raises(ValidationError) as refused:
+        clean_image_bytes(with_scan_cut_short(CLEAN))
+    assert refused.value.messages == [
+        "The image is damaged or incomplete (the JPEG decoder reports: Corrupt JPEG data: premature end of data "
+        "segment); it would decode into broken blocks. Upload the original file again."]
+
+
+def cmyk_jpeg(colour_transform: str) -> bytes:
+    """CMYK as Pillow writes it (Adobe marker, no transform) or as libjpeg-turbo writes it (YCCK)."""
+    import numpy as np
+    import simplejpeg
+
+    cmyk = Image.open(io.BytesIO(CLEAN)).convert("CMYK")
+    if colour_transform == "YCCK":
+        return simplejpeg.encode_jpeg(np.asarray(cmyk), colorspace="CMYK", quality=92)
+    out = io.BytesIO()
+    cmyk.save(out, format="JPEG", quality=92)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("colour_transform", ["CMYK", "YCCK"])
+@pytest.mark.parametrize("damage,signature", [
+    (with_extraneous_bytes, "extraneous bytes before marker 0xd9"),
+    (with_scan_cut_short, "premature end of data segment"),
+])
+def test_damaged_cmyk_scan_data_is_refused_too(colour_transform, damage, signature):
+    import simplejpeg
+
+    intact = cmyk_jpeg(colour_transform)
+    assert simplejpeg.decode_jpeg_header(intact)[2] == colour_transform
+    assert jpeg_damage(intact) is None and clean_image_bytes(intact).width == 320
+    assert signature in jpeg_damage(damage(intact))
+    with pytest.raises(ValidationError) as refused:
+        clean_image_bytes(damage(intact))
+    assert refused.value.code == "corrupt" and signature in refused.value.messages[0]
+
+
 def reencoded(mode: str, **options) -> bytes:
     out = io.BytesIO()
     Image.open(io.BytesIO(CLEAN)).convert(mode).save(out, format="JPEG", **options)

@@ -182,3 +182,52 @@ def test_the_default_thumbnail_is_256_pixels():
 def test_reduced_copy_fits_the_side_and_keeps_the_aspect():
     assert reduced_rgb(lesion_image((640, 480)), 160).shape == (120, 160, 3)
     assert reduced_rgb(lesion_image((160, 120))).shape == (120, 160, 3)
+
+
+def test_reduced_copy_defaults_to_1024_pixels_on_the_long_side():
+    assert reduced_rgb(lesion_image((2048, 1536))).shape == (768, 1024, 3)
+
+
+def test_reduced_copy_of_a_large_jpeg_is_decoded_at_a_reduced_scale(monkeypatch):
+    # The quality check runs on every stored capture: a 2048-pixel JPEG must not cost a full-size decode.
+    from PIL import ImageFile
+
+    decoded: list[tuple[int, int]] = []
+    original = ImageFile.ImageFile.load
+
+    def load(self):
+        decoded.append(self.size)
+        return original(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
+    assert reduced_rgb(lesion_image((2048, 1536)), 256).shape == (192, 256, 3)
+    assert decoded and max(w for w, _ in decoded) <= 2 * 256  # libjpeg's 1/4 scale, then resampled
+
+
+def greyscale(fmt: str, size: tuple[int, int] = (640, 480)) -> bytes:
+    out = io.BytesIO()
+    Image.open(io.BytesIO(lesion_image(size))).convert("L").save(out, format=fmt)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_reduced_copy_of_a_greyscale_image_is_rgb(fmt):
+    reduced = reduced_rgb(greyscale(fmt), 160)
+    assert reduced.shape == (120, 160, 3)
+    assert np.array_equal(reduced[..., 0], reduced[..., 1]) and np.array_equal(reduced[..., 1], reduced[..., 2])
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_the_thumbnail_of_a_greyscale_image_is_rgb(fmt):
+    with Image.open(io.BytesIO(thumbnail_png(greyscale(fmt)))) as thumb:
+        assert (thumb.format, thumb.mode, thumb.size) == ("PNG", "RGB", (256, 192))
+
+
+def test_analysis_outputs_are_written_at_zlibs_fastest_level():
+    # Level 1 (see encode_png): the zlib header of the first IDAT chunk declares it (FLEVEL 0, "fastest");
+    # Pillow's default level 6 would declare FLEVEL 2 and take about four times as long to write.
+    png = encode_png(np.random.default_rng(2).integers(0, 256, (45, 60, 3), dtype=np.uint8))
+    idat = png.index(b"IDAT") + 4
+    cmf, flg = png[idat], png[idat + 1]
+    assert cmf & 0x0F == 8 and (cmf << 8 | flg) % 31 == 0  # a zlib deflate stream
+    assert flg >> 6 == 0

@@ -178,3 +178,21 @@ def test_an_unreadable_profile_keeps_the_pixels_as_they_are():
     picture().save(out, format="PNG", icc_profile=b"not a colour profile")
     with Image.open(io.BytesIO(clean_image_bytes(out.getvalue()).content)) as img:
         assert img.tobytes() == picture().tobytes()
+
+
+def test_a_photo_whose_exif_is_cut_short_is_stored_upright_without_it():
+    # Phones and editing apps write EXIF whose last tag points past its end: Pillow skips that tag
+    # with a UserWarning, which is no reason to refuse the photo (only the decompression-bomb
+    # warning is turned into an error). The orientation tag before it is still applied.
+    from lesions.images import clean_image_bytes
+
+    exif = Image.Exif()
+    exif[0x010F] = "AcmeScope " * 20  # stored after the tag table
+    exif[0x0112] = 6  # rotate 90° clockwise to display
+    out = io.BytesIO()
+    picture().save(out, format="JPEG", quality=95, exif=exif.tobytes()[:-50])
+    with pytest.warns(UserWarning, match="Skipping tag 271"):
+        clean = clean_image_bytes(out.getvalue())
+    assert (clean.width, clean.height) == (64, 96)
+    with Image.open(io.BytesIO(clean.content)) as img:
+        assert not img.getexif() and b"AcmeScope" not in clean.content

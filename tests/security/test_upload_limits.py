@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import math
+import struct
+import zlib
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -176,6 +179,26 @@ def test_a_jpeg_is_decoded_at_the_mildest_reduction_within_the_budget(budget, st
     assert max(w * h for w, h in decoded_sizes) <= budget
 
 
+@pytest.mark.parametrize("size", [(321, 40), (161, 121)])
+def test_a_jpeg_is_never_decoded_above_the_budget_whatever_its_dimensions(size, decoded_sizes):
+    # With an odd side, libjpeg's draft can stop short of the scale that fits (it divides by the
+    # requested size rounded up); the pixel count after the draft is checked again, so such a file
+    # is refused rather than decoded above the budget.
+    from django.core.exceptions import ValidationError
+
+    from lesions.images import clean_image_bytes
+
+    width, height = size
+    budget = math.ceil(width / 2) * math.ceil(height / 2)
+    try:
+        clean = clean_image_bytes(lesion_image(size), max_decode_pixels=budget)
+    except ValidationError as refused:
+        assert refused.code == "too_many_pixels"
+    else:
+        assert clean.width * clean.height <= budget
+    assert max((w * h for w, h in decoded_sizes), default=0) <= budget
+
+
 def test_a_jpeg_too_large_even_at_one_eighth_is_refused_with_the_limits():
     from django.core.exceptions import ValidationError
 
@@ -205,11 +228,25 @@ def _gif() -> bytes:
     return out.getvalue()
 
 
+def _png_declaring(width: int, height: int) -> bytes:
+    """A small PNG whose header declares width x height (IHDR rewritten, CRC fixed): what a
+    decompression bomb shows before a single pixel is decoded."""
+    out = io.BytesIO()
+    Image.new("L", (8, 8), 128).save(out, format="PNG")
+    data = bytearray(out.getvalue())
+    ihdr = data.index(b"IHDR")
+    data[ihdr + 4:ihdr + 12] = struct.pack(">II", width, height)
+    data[ihdr + 17:ihdr + 21] = struct.pack(">I", zlib.crc32(bytes(data[ihdr:ihdr + 17])))
+    return bytes(data)
+
+
 # What the clinician reads for each refusal, and the code the API returns with it.
 @pytest.mark.parametrize("data,limits,message,code", [
     (b"", {}, "The file is empty.", "empty"),
     (b"\xff" * 2_500_001, {"max_bytes": 2_000_000}, "The file is 2.5 MB; the limit is 2 MB.", "too_large"),
     (b"\xff" * 1_450_000, {"max_bytes": 1_000_000}, "The file is 1.4 MB; the limit is 1 MB.", "too_large"),
+    # To the nearest 0.1 MB of 10^6 bytes: 1,350,000 bytes read as 1.4 MB.
+    (b"\xff" * 1_350_000, {"max_bytes": 1_000_000}, "The file is 1.4 MB; the limit is 1 MB.", "too_large"),
     (_gif(), {}, "GIF files are not accepted; upload a JPEG or PNG image.", "format"),
     (lesion_image((160, 120)), {"max_pixels": 19_199},
      "The image is 160×120 pixels; the limit is 0 megapixels.", "too_many_pixels"),
@@ -217,6 +254,10 @@ def _gif() -> bytes:
      "The image is 160×120 pixels; PNG images above 0 megapixels are not processed (JPEG images up to 1.5 megapixels "
      "are reduced). Export it smaller or as JPEG.", "too_many_pixels"),
     (b"plain text, not a picture", {}, "The file is not an image we can read; upload a JPEG or PNG image.", "format"),
+    # Above Pillow's own bomb limits (89.5 Mpx warns, 179 Mpx fails), which it checks on opening, before
+    # UPLOAD_MAX_PIXELS is compared: the warning is refused like the error.
+    (_png_declaring(10_000, 10_000), {}, "The image has too many pixels to be processed safely.", "too_many_pixels"),
+    (_png_declaring(20_000, 20_000), {}, "The image has too many pixels to be processed safely.", "too_many_pixels"),
 ])
 def test_each_refusal_says_why_with_its_code(data, limits, message, code):
     assert _refusal(data, **limits) == ([message], code)
