@@ -50,6 +50,13 @@ class CleanImage:
     downscale: int = 1
 
 
+def megabytes(size: int, *, round_up: bool = False) -> str:
+    """``size`` bytes in MB (10^6 bytes) to 0.01 MB, trailing zeros dropped. A refused file's size
+    is rounded up and a limit down, so that a file one byte over the limit never reads as equal to it."""
+    hundredths = -(-size // 10_000) if round_up else size // 10_000
+    return f"{hundredths / 100:.2f}".rstrip("0").rstrip(".")
+
+
 def megapixels(pixels: int) -> str:
     return f"{pixels / 1e6:.1f}".rstrip("0").rstrip(".")
 
@@ -130,7 +137,8 @@ def clean_image_bytes(data: bytes, *, max_bytes: int | None = None, max_pixels: 
     if not data:
         raise ValidationError("The file is empty.", code="empty")
     if len(data) > max_bytes:
-        raise ValidationError(f"The file is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB.",
+        raise ValidationError(f"The file is {megabytes(len(data), round_up=True)} MB; the limit is "
+                              f"{megabytes(max_bytes)} MB.",
                               code="too_large")
     downscale = 1
     try:
@@ -150,7 +158,9 @@ def clean_image_bytes(data: bytes, *, max_bytes: int | None = None, max_pixels: 
                 if width * height > max_decode_pixels:
                     scale = _reduced_decoding_scale(width, height, max_decode_pixels) if fmt == "JPEG" else None
                     if scale is not None:
-                        probe.draft(probe.mode, (math.ceil(width / scale), math.ceil(height / scale)))
+                        # draft() picks the largest scale whose output is at least the size asked for, so
+                        # ask for the floor: an odd side asked as its ceiling got the next smaller scale.
+                        probe.draft(probe.mode, (max(1, width // scale), max(1, height // scale)))
                     if scale is None or probe.size[0] * probe.size[1] > max_decode_pixels:
                         raise ValidationError(
                             f"The image is {width}×{height} pixels; {fmt} images above "

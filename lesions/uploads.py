@@ -18,11 +18,9 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import Resolver404, resolve, reverse
 
+from lesions.images import megabytes
+
 JSON_VIEWS = {"lesion_webcam"}
-
-
-def megabytes(size: int) -> str:
-    return f"{size / 1e6:.2f}".rstrip("0").rstrip(".")
 
 
 def limits_sentence() -> str:
@@ -94,7 +92,7 @@ class UploadLimitsMiddleware:
         return self.get_response(request)
 
     def refusal(self, request: HttpRequest, declared: int) -> HttpResponse:
-        message = (f"The upload is {megabytes(declared)} MB; the limit is "
+        message = (f"The upload is {megabytes(declared, round_up=True)} MB; the limit is "
                    f"{megabytes(settings.UPLOAD_MAX_REQUEST_BYTES)} MB per request. Nothing was saved. "
                    f"{limits_sentence()}")
         try:
