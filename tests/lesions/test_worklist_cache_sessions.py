@@ -1,0 +1,117 @@
+"""The worklist cache's data generation across database sessions, as in production where web
+processes, workers and the sweep write at once: the counting triggers never make one writer wait
+on another, a write committed by another session shows on the next page, also when it commits
+while a page is being built, and nothing is cached while a counting trigger is missing or
+disabled. Each session here is a connection of its own, with a statement_timeout, so a writer
+that waits fails the test in seconds instead of hanging it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg2
+import pytest
+from django.db import connection
+from psycopg2 import sql
+
+from clinic.models import DataGeneration
+from clinic.selectors import data_generation
+from tests.factories import PatientFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _postgres_only():
+    if connection.vendor != "postgresql":
+        pytest.skip("the data generation is kept by PostgreSQL triggers")
+
+
+@contextmanager
+def session(*, starts_at_pid: int | None = None, timeout: str = "5s") -> Iterator:
+    """A database session of its own (psycopg2, not in autocommit). `starts_at_pid`: count in the
+    slots as a session with that backend id does (lesiontrack.generation_pid, clinic 0007)."""
+    conn = connection.get_new_connection(connection.get_connection_params())
+    try:
+        run(conn, "SET statement_timeout = %s", [timeout])
+        if starts_at_pid is not None:
+            run(conn, "SELECT set_config('lesiontrack.generation_pid', %s, false)", [str(starts_at_pid)])
+        conn.commit()
+        yield conn
+    finally:
+        conn.close()
+
+
+def run(conn, statement, params=None) -> list[tuple]:
+    with conn.cursor() as cursor:
+        cursor.execute(statement, params)
+        return cursor.fetchall() if cursor.description else []
+
+
+def backend_pid(conn) -> int:
+    return run(conn, "SELECT pg_backend_pid()")[0][0]
+
+
+def slot_rows(clinic_id: int) -> dict[int, int]:
+    return dict(DataGeneration.objects.filter(clinic_id=clinic_id).values_list("slot", "generation"))
+
+
+def lock_key(clinic_id: int, slot: int) -> int:
+    """clinic 0007's advisory lock key for a clinic's slot."""
+    return (DataGeneration.ADVISORY_LOCK_NAMESPACE << 48) | ((clinic_id & ((1 << 42) - 1)) << 6) | slot
+
+
+def test_writers_starting_at_one_slot_neither_wait_nor_deadlock(clinic):
+    """The reviewer's reproduction (two sessions whose backend ids share a slot, locking two
+    patients in opposite order): before, B waited on A's slot row until A committed, and A then
+    waited on B's patient: a deadlock. Now B counts in the next slot and goes on."""
+    first, second = PatientFactory(clinic=clinic), PatientFactory(clinic=clinic)
+    before, rows_before = data_generation(clinic.pk), slot_rows(clinic.pk)
+    with session() as a:
+        pid = backend_pid(a)
+        with session(starts_at_pid=pid, timeout="3s") as b:
+            run(a, "UPDATE clinic_patient SET name = 'A' WHERE id = %s", [first.pk])  # A: P1 and its slot
+            run(b, "UPDATE clinic_patient SET name = 'B' WHERE id = %s", [second.pk])  # B: P2, must not wait
+            b.commit()
+            run(a, "UPDATE clinic_patient SET name = 'A2' WHERE id = %s", [second.pk])  # A: P2, free now
+            a.commit()
+    assert data_generation(clinic.pk) == before + 3
+    # A counted twice in its own slot (its lock taken again), B once in the next one.
+    added = {slot: n - rows_before.get(slot, 0) for slot, n in slot_rows(clinic.pk).items()
+             if n != rows_before.get(slot, 0)}
+    assert added == {pid % 64: 2, (pid + 1) % 64: 1}
+
+
+def test_a_writer_counts_in_the_one_free_slot_and_waits_only_when_none_is_free(clinic):
+    patient = PatientFactory(clinic=clinic)
+    before = data_generation(clinic.pk)
+    with session() as holder, session(starts_at_pid=0, timeout="1s") as writer:
+        for slot in range(DataGeneration.SLOTS):
+            if slot != 41:
+                run(holder, "SELECT pg_advisory_xact_lock(%s)", [lock_key(clinic.pk, slot)])
+        run(writer, "UPDATE clinic_patient SET name = 'counted in 41' WHERE id = %s", [patient.pk])
+        writer.commit()
+        assert slot_rows(clinic.pk).get(41) == 1 and data_generation(clinic.pk) == before + 1
+
+        # Every slot held elsewhere: the writer waits rather than leave the write uncounted.
+        run(holder, "SELECT pg_advisory_xact_lock(%s)", [lock_key(clinic.pk, 41)])
+        with pytest.raises(psycopg2.errors.QueryCanceled):
+            run(writer, "UPDATE clinic_patient SET name = 'waits' WHERE id = %s", [patient.pk])
+        writer.rollback()
+        holder.rollback()
+    assert data_generation(clinic.pk) == before + 1
+
+
+def test_a_session_with_an_empty_search_path_counts_its_writes(clinic, lesion):
+    """pg_restore --data-only and other tools run with search_path = '': the counting functions,
+    clinic's (clinic 0007) and lesions' (lesions 0010), name their schema themselves."""
+    before = data_generation(clinic.pk)
+    schema = run(connection.connection, "SELECT current_schema()")[0][0]
+    with session() as restore:
+        run(restore, "SET search_path = ''")
+        for table, row in (("clinic_patient", lesion.patient_id), ("lesions_lesion", lesion.pk)):
+            run(restore, sql.SQL("UPDATE {}.{} SET updated_at = now() WHERE id = %s").format(
+                sql.Identifier(schema), sql.Identifier(table)), [row])
+        restore.commit()
+    assert data_generation(clinic.pk) == before + 2
