@@ -9,15 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 
 import psycopg2
 import pytest
 from django.db import connection
+from django.utils import timezone
 from psycopg2 import sql
 
 from clinic.models import DataGeneration
 from clinic.selectors import data_generation
-from tests.factories import PatientFactory
+from lesions import presentation
+from lesions.models import Lesion
+from tests.factories import LesionFactory, PatientFactory
+from tests.lesions.test_worklist_cache import worklist_part
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -115,3 +120,38 @@ def test_a_session_with_an_empty_search_path_counts_its_writes(clinic, lesion):
                 sql.Identifier(schema), sql.Identifier(table)), [row])
         restore.commit()
     assert data_generation(clinic.pk) == before + 2
+
+
+@pytest.fixture
+def due(patient) -> Lesion:
+    return LesionFactory(patient=patient, label="Due mole", next_review_date=timezone.localdate() + timedelta(days=3))
+
+
+def rename_elsewhere(lesion: Lesion, label: str, *, away_from_pid: int) -> None:
+    """Commit a rename from another session that counts in a slot other than this test's session's."""
+    with session(starts_at_pid=away_from_pid + 1) as other:
+        run(other, "UPDATE lesions_lesion SET label = %s WHERE id = %s", [label, lesion.pk])
+        other.commit()
+
+
+def test_a_write_committed_by_another_session_shows_on_the_next_page(client_logged_in, due):
+    assert "Due mole" in worklist_part(client_logged_in)  # now cached
+    rename_elsewhere(due, "Renamed elsewhere", away_from_pid=backend_pid(connection.connection))
+    assert "Renamed elsewhere" in worklist_part(client_logged_in)
+
+
+def test_a_write_committed_while_the_page_is_built_shows_on_the_next_page(client_logged_in, due, monkeypatch):
+    """A write that commits after the records were read but before the page is cached: the page
+    must be cached under the generation from before the write, so the next request rebuilds it."""
+    render = presentation.render_to_string
+    pid = backend_pid(connection.connection)
+
+    def render_then_write(*args, **kwargs):
+        html = render(*args, **kwargs)
+        if "Due mole" in html:
+            rename_elsewhere(due, "Renamed while building", away_from_pid=pid)
+        return html
+
+    monkeypatch.setattr(presentation, "render_to_string", render_then_write)
+    assert "Due mole" in worklist_part(client_logged_in)
+    assert "Renamed while building" in worklist_part(client_logged_in)
