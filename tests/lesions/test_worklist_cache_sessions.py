@@ -7,6 +7,7 @@ that waits fails the test in seconds instead of hanging it."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -18,7 +19,7 @@ from django.utils import timezone
 from psycopg2 import sql
 
 from clinic.models import DataGeneration
-from clinic.selectors import data_generation
+from clinic.selectors import data_generation, missing_generation_triggers
 from lesions import presentation
 from lesions.models import Lesion
 from tests.factories import LesionFactory, PatientFactory
@@ -155,3 +156,38 @@ def test_a_write_committed_while_the_page_is_built_shows_on_the_next_page(client
     monkeypatch.setattr(presentation, "render_to_string", render_then_write)
     assert "Due mole" in worklist_part(client_logged_in)
     assert "Renamed while building" in worklist_part(client_logged_in)
+
+
+@pytest.fixture
+def trigger_check():
+    missing_generation_triggers.cache_clear()
+    yield
+    missing_generation_triggers.cache_clear()  # checked again with every trigger back in place
+
+
+@pytest.mark.parametrize("statement", [
+    "ALTER TABLE lesions_lesion DISABLE TRIGGER lesions_lesion_updated",
+    "DROP TRIGGER lesions_lesion_updated ON lesions_lesion",
+])
+def test_nothing_is_cached_while_a_counting_trigger_is_disabled_or_missing(client_logged_in, clinic, due, caplog,
+                                                                         trigger_check, statement):
+    assert missing_generation_triggers() == ()
+    missing_generation_triggers.cache_clear()
+    with connection.cursor() as cursor:
+        cursor.execute(statement)
+    try:
+        with caplog.at_level(logging.WARNING, logger="clinic.selectors"):
+            assert "Due mole" in worklist_part(client_logged_in)
+            Lesion.objects.filter(pk=due.pk).update(label="Renamed uncounted")  # the trigger does not count it
+            assert "Renamed uncounted" in worklist_part(client_logged_in)
+        assert data_generation(clinic.pk) is None
+        warnings = [r for r in caplog.records if "lesions_lesion_updated" in r.getMessage()]
+        assert len(warnings) == 1, "warned once per process"
+    finally:
+        with connection.cursor() as cursor:
+            if statement.startswith("DROP"):
+                cursor.execute("CREATE TRIGGER lesions_lesion_updated AFTER UPDATE ON lesions_lesion "
+                               "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows "
+                               "FOR EACH STATEMENT EXECUTE FUNCTION lesions_lesion_data_changed()")
+            else:
+                cursor.execute("ALTER TABLE lesions_lesion ENABLE TRIGGER lesions_lesion_updated")
