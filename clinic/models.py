@@ -23,13 +23,24 @@ class DataGeneration(models.Model):
     (the worklist) are cached under the clinic's generation, the sum over its rows, so any change
     is a new key and nothing cached can be stale.
 
-    Written only by PostgreSQL triggers (migrations clinic 0006, lesions 0009), for every INSERT,
-    UPDATE and DELETE statement, whoever runs it: the ORM, QuerySet.update(), the admin, COPY,
-    psql. Each database session adds to its own slot (its backend id modulo SLOTS), so writers in
-    one clinic do not queue on one row until they commit. No foreign key: a clinic being deleted
-    deletes its patients after this table's rows, and their triggers write here again."""
+    Written only by PostgreSQL triggers (migrations clinic 0006 and 0007, lesions 0009 and 0010),
+    for every INSERT, UPDATE and DELETE statement, whoever runs it: the ORM, QuerySet.update(), the
+    admin, COPY, psql. A transaction adds to a slot row that no other open transaction holds: it
+    tries a transaction advisory lock on (clinic, slot) from its backend id modulo SLOTS onwards
+    and takes the first it gets, so counting never makes a writer wait on, or deadlock with,
+    another writer (only when all SLOTS are held elsewhere does it wait). clinic.selectors
+    caches nothing unless every trigger of TRIGGERED_TABLES is in place and enabled.
+
+    Rows are never deleted. No foreign key to the clinic: a counter write then takes no lock on
+    the clinic row. A clinic can be deleted only once it has no patients (Patient.clinic is
+    PROTECT); its rows here stay behind, a few unused integers."""
 
     SLOTS = 64
+    # Advisory lock keys (clinic 0007): this namespace in the top 16 bits of the bigint key.
+    ADVISORY_LOCK_NAMESPACE = 0x4C47
+    # Each has INSERT, UPDATE and DELETE triggers named {table}_inserted, _updated, _deleted.
+    TRIGGERED_TABLES = ("clinic_patient", "lesions_lesion", "lesions_histopathology", "lesions_capture",
+                        "lesions_analysis")
 
     clinic_id = models.BigIntegerField()
     slot = models.SmallIntegerField()

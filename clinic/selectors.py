@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+from functools import cache
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
 from django.db.models import Count, F, Func, Q, QuerySet, Sum, TextField
 from django.shortcuts import get_object_or_404
 
 from clinic.models import Clinic, DataGeneration, Patient
+
+logger = logging.getLogger("clinic.selectors")
 
 
 def clinics_for(user: AbstractBaseUser) -> QuerySet[Clinic]:
@@ -25,13 +30,36 @@ def clinic_ids_for(user: AbstractBaseUser) -> list[int]:
 def data_generation(clinic_id: int) -> int | None:
     """The clinic's data generation (clinic.models.DataGeneration): it grows with every committed
     write to the clinic's records, so a page cached under it is never shown after a change. None
-    where no triggers keep it (SQLite): nothing may be cached under it there.
+    where no triggers keep it (SQLite, or a PostgreSQL database where one is missing or disabled:
+    see missing_generation_triggers): nothing may be cached under it there.
 
     Read it before reading the records a cached page is built from: a write committed in between
-    then leaves fresher records under the older key, never older records under the newer one."""
-    if connection.vendor != "postgresql":
+    then leaves fresher records under the older key, never older records under the newer one.
+    The sum over all slots: each transaction counts in whichever slot it could lock."""
+    if connection.vendor != "postgresql" or missing_generation_triggers():
         return None
     return DataGeneration.objects.filter(clinic_id=clinic_id).aggregate(total=Sum("generation"))["total"] or 0
+
+
+@cache
+def missing_generation_triggers() -> tuple[str, ...]:
+    """The data generation triggers (DataGeneration.TRIGGERED_TABLES) that are absent or disabled,
+    checked once per process. Without one, writes to its table would leave the generation, and so
+    a cached page, unchanged: a restore without triggers, `ALTER TABLE ... DISABLE TRIGGER`. ENABLE
+    ALWAYS ('A') fires in ordinary sessions as ENABLE ('O') does; replica-only ('R') does not."""
+    expected = [(table, f"{table}_{event}") for table in DataGeneration.TRIGGERED_TABLES
+                for event in ("inserted", "updated", "deleted")]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+            "WHERE t.tgrelid IN (SELECT to_regclass(name) FROM unnest(%s::text[]) AS name) "
+            "AND t.tgenabled IN ('O', 'A')", [list(DataGeneration.TRIGGERED_TABLES)])
+        enabled = set(cursor.fetchall())
+    missing = tuple(trigger for table, trigger in expected if (table, trigger) not in enabled)
+    if missing:
+        logger.warning("data generation triggers missing or disabled, the worklist is not cached: %s",
+                       ", ".join(missing))
+    return missing
 
 
 class PatientSearchText(Func):
