@@ -173,7 +173,7 @@ def _shuffled_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int):
             .batch(batch_size).map(lambda idx: (tf.gather(x_all, idx), tf.gather(y_all, idx))))
 
 
-def _export(model, run_dir: Path, name: str, metadata: dict) -> Path:
+def export_model(model, run_dir: Path, name: str, metadata: dict) -> Path:
     export_dir = run_dir / "export"
     export_dir.mkdir(parents=True, exist_ok=True)
     model_path = export_dir / f"{name}.keras"
@@ -259,7 +259,7 @@ def train_segmenter(config: SegmenterConfig) -> Path:
     model = _fit_with_resume(build, compile_model, run_dir, train_ds, val_ds, epochs=config.epochs,
                              monitor="val_soft_jaccard", mode="max",
                              resume_learning_rate=config.resume_learning_rate)
-    return _export(model, run_dir, "segmenter", {
+    return export_model(model, run_dir, "segmenter", {
         "kind": "segmenter", "name": model.name, "input_shape": [config.height, config.width, 3],
         "crop": False, "threshold": 0.5, "train_images": int(len(train["images"])),
         "config": asdict(config),
@@ -389,7 +389,7 @@ def train_classifier(config: ClassifierConfig) -> Path:
     threshold = threshold_for_sensitivity(val_labels, val_prob, SENSITIVITY_TARGET)
     # A lesion crop is an unaltered image cut differently: the Analyzer reads that from "input".
     lesion_crop = config.variant == "lesion_crop"
-    return _export(model, run_dir, "classifier", {
+    return export_model(model, run_dir, "classifier", {
         "kind": "classifier", "name": model.name, "backbone": config.backbone,
         "input_shape": [config.size, config.size, 3], "crop": True,
         "variant": "image" if lesion_crop else config.variant,
