@@ -10,7 +10,7 @@ unit train on those activations, one randomly chosen copy per image per epoch. A
 the usual one, applied to the image before the cut, with a fixed number of draws instead of a new
 one every epoch. The exported classifier is the ordinary one-piece model the Analyzer loads.
 
-    python -m ml.lite_partial --data DIR --out OUT [--variant lesion224_sog] [--views 5] [--epochs 12]
+    python -m ml.lite_partial --data DIR --out OUT [--variant lesion224_sog] [--views 4] [--epochs 10]
 
 Writes under OUT/<variant>/: ``cache/`` (activations, one file per view; a view that is complete is
 not computed again), ``backup/`` (resume), ``history.csv``, ``result.json`` (val ROC AUC plain and
@@ -36,7 +36,7 @@ from ml.data import keep_near_duplicates_together, read_dataset, select
 from ml.defaults import SENSITIVITY_TARGET
 from ml.efficientnet_lite import WEIGHTS_LICENCE
 from ml.lite_sweep import VARIANTS, segment_all
-from ml.lite_training import LiteRunConfig, augmentation, classifier_input
+from ml.lite_training import LiteRunConfig, augmentation, classifier_input, loss_for
 from ml.metrics import classification_scores, threshold_for_sensitivity
 from ml.preprocessing import load_rgb
 from ml.training import export_model
@@ -133,16 +133,17 @@ class RandomViewBatches(keras.utils.PyDataset):
 
 def train_top(upper: keras.Model, train_views: list[np.ndarray], y_train: np.ndarray, val_x: np.ndarray,
               y_val: np.ndarray, out: Path, *, epochs: int, batch_size: int, learning_rate: float,
-              weight_decay: float, seed: int) -> None:
-    """Train ``upper`` (weighted binary cross-entropy, AdamW, cosine schedule) and leave it at its
-    best val ROC AUC epoch. Resumes from ``out/backup`` when run again."""
+              weight_decay: float, seed: int, loss: str = "weighted_bce") -> None:
+    """Train ``upper`` (class-weighted binary cross-entropy, or class-balanced focal loss; AdamW,
+    cosine schedule) and leave it at its best val ROC AUC epoch. Resumes from ``out/backup``."""
     batches = RandomViewBatches(train_views, y_train, batch_size, seed)
-    batches.class_weight = class_weights(y_train)
+    # Focal loss balances the classes itself (alpha); the report's class weights go with plain BCE.
+    batches.class_weight = class_weights(y_train) if loss == "weighted_bce" else {0: 1.0, 1: 1.0}
     steps = len(batches) * epochs
     schedule = keras.optimizers.schedules.CosineDecay(
         learning_rate / 10, steps, warmup_target=learning_rate, warmup_steps=max(1, steps // 20))
     upper.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=weight_decay),
-                  loss=keras.losses.BinaryCrossentropy(), metrics=[keras.metrics.AUC(name="auc")])
+                  loss=loss_for(LiteRunConfig(name="top", loss=loss)), metrics=[keras.metrics.AUC(name="auc")])
     best = out / "best.weights.h5"
     upper.fit(batches, epochs=epochs, validation_data=(val_x, y_val.astype(np.float32)[:, None]), verbose=2,
               callbacks=[keras.callbacks.BackupAndRestore(str(out / "backup")),
@@ -163,12 +164,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", type=Path, default=Path(__file__).resolve().parent / "models",
                         help="where the segmenter that places the lesion crop is")
     parser.add_argument("--variant", default="lesion224_sog", choices=sorted(VARIANTS))
-    parser.add_argument("--views", type=int, default=5, help="cached copies per training image (1 plain)")
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--views", type=int, default=4, help="cached copies per training image (1 plain)")
+    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=5e-4)
     parser.add_argument("--weight-decay", type=float, default=None, help="AdamW's (default: the variant's)")
     parser.add_argument("--dropout", type=float, default=None, help="before the melanoma unit (default: the variant's)")
+    parser.add_argument("--loss", default="weighted_bce", choices=["weighted_bce", "focal"])
     parser.add_argument("--tag", default="", help="train into <variant>/<tag>/, reusing the variant's cache")
     parser.add_argument("--limit", type=int, default=None, help="first N images per split (smoke runs)")
     args = parser.parse_args(argv)
@@ -211,10 +213,10 @@ def main(argv: list[str] | None = None) -> int:
     log("val activations ready")
     train_top(upper, train_views, labels["train"], val_flips[0], labels["val"], run, epochs=args.epochs,
               batch_size=args.batch_size, learning_rate=args.learning_rate, weight_decay=config.weight_decay,
-              seed=config.seed)
+              seed=config.seed, loss=args.loss)
     scores = [upper.predict(v, batch_size=128, verbose=0)[:, 0] for v in val_flips]
     plain, flip4 = scores[0], np.mean(scores, axis=0)
-    result = {"variant": args.variant, "tag": args.tag, "learning_rate": args.learning_rate,
+    result = {"variant": args.variant, "tag": args.tag, "loss": args.loss, "learning_rate": args.learning_rate,
               "cut": CUT_LAYER, "views": args.views, "epochs": args.epochs,
               "val_auc": float(roc_auc_score(labels["val"], plain)),
               "val_auc_flip4": float(roc_auc_score(labels["val"], flip4)),

@@ -73,7 +73,7 @@ def augmentation(config: LiteRunConfig) -> keras.Sequential:
     return keras.Sequential(steps, name="augment")
 
 
-def _loss(config: LiteRunConfig):
+def loss_for(config: LiteRunConfig):
     if config.loss == "focal":
         return keras.losses.BinaryFocalCrossentropy(apply_class_balancing=True, alpha=0.75, gamma=2.0)
     if config.loss == "weighted_bce":
@@ -96,7 +96,7 @@ def train_lite(config: LiteRunConfig, x_train: np.ndarray, y_train: np.ndarray, 
     schedule = keras.optimizers.schedules.CosineDecay(
         config.learning_rate / 10, steps, warmup_target=config.learning_rate, warmup_steps=max(1, steps // 20))
     trainer.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay),
-                    loss=_loss(config), metrics=[keras.metrics.AUC(name="auc")])
+                    loss=loss_for(config), metrics=[keras.metrics.AUC(name="auc")])
     best = out / "best.weights.h5"
     callbacks = [
         keras.callbacks.BackupAndRestore(str(out / "backup")),

@@ -31,8 +31,18 @@ def images(tmp_path) -> list[np.ndarray]:
     return [load_rgb(tmp_path / "a.jpg"), load_rgb(tmp_path / "b.jpg")]
 
 
+def models_with_tta(tmp_path, tta: object) -> Analyzer:
+    """The shipped models with the classifier's test-time augmentation set to ``tta``."""
+    models = tmp_path / "models"
+    shutil.copytree(DEFAULT_MODELS_DIR, models)
+    meta = json.loads((models / "classifier.json").read_text())
+    meta["tta"] = tta
+    (models / "classifier.json").write_text(json.dumps(meta))
+    return Analyzer(models)
+
+
 def test_embedding_is_the_dense_layers_input_from_the_same_pass(tmp_path):
-    analyzer = Analyzer()
+    analyzer = models_with_tta(tmp_path, False)
     pictures = images(tmp_path)
     out = analyzer.model_batch(pictures)
     batch, _ = analyzer.classifier_input(pictures, out.masks)
@@ -44,12 +54,7 @@ def test_embedding_is_the_dense_layers_input_from_the_same_pass(tmp_path):
 
 
 def test_with_flip_tta_the_embedding_averages_the_same_views_as_the_score(tmp_path):
-    models = tmp_path / "models"
-    shutil.copytree(DEFAULT_MODELS_DIR, models)
-    meta = json.loads((models / "classifier.json").read_text())
-    meta["tta"] = "flip4"
-    (models / "classifier.json").write_text(json.dumps(meta))
-    analyzer = Analyzer(models)
+    analyzer = models_with_tta(tmp_path, "flip4")
     pictures = images(tmp_path)
     out = analyzer.model_batch(pictures)
     batch, _ = analyzer.classifier_input(pictures, out.masks)
