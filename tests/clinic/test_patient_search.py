@@ -52,3 +52,21 @@ def test_the_search_condition_is_the_trigram_indexs_expression(clinician, people
         finally:
             cursor.execute("RESET enable_seqscan")
     assert "patient_search_trgm" in plan, plan
+
+
+def test_patients_with_the_same_name_are_listed_by_id_whatever_the_plan(clinician, clinic):
+    if connection.vendor != "postgresql":
+        pytest.skip("the plan settings are PostgreSQL's")
+    first = PatientFactory(clinic=clinic, identifier="MRN-1", name="Sam Lee")
+    second = PatientFactory(clinic=clinic, identifier="MRN-2", name="Sam Lee")
+    # With the (clinic, name, id) index a small clinic is read in id order anyway; a large one may be read
+    # by a sequential scan and sorted, where only the id in the ordering keeps same-name patients in
+    # order. The table is rewritten with the second patient first and read without indexes (all undone
+    # when the test's transaction is rolled back).
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no pending foreign key checks: the table can be rewritten
+        cursor.execute("CREATE INDEX patient_test_reversed ON clinic_patient (name, id DESC)")
+        cursor.execute("CLUSTER clinic_patient USING patient_test_reversed")
+        cursor.execute("SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off; "
+                       "SET LOCAL enable_indexonlyscan = off")
+    assert [p.pk for p in patients_for(clinician)] == [first.pk, second.pk]

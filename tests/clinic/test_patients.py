@@ -138,3 +138,26 @@ def test_the_patient_list_is_own_clinics_by_name_then_record_with_counts(clinici
         rows = [(p.pk, p.clinic.name, p.lesion_count) for p in shown]
     assert rows == [(twin_a.pk, clinic.name, 0), (twin_b.pk, clinic.name, 2), (zed.pk, clinic.name, 1)]
     assert list(selectors.patients_for(clinician, "  ")) == [twin_a, twin_b, zed]  # blank search: everyone
+
+
+def test_clinic_ids_are_read_once_per_user_object(clinician, clinic, other_clinic, django_assert_num_queries):
+    from clinic.selectors import clinic_ids_for
+
+    # Pages call clinic_ids_for several times per request; the ids are kept on the request's user
+    # object so that only the first call queries.
+    MembershipFactory(user=clinician, clinic=other_clinic)
+    with django_assert_num_queries(1):
+        first = clinic_ids_for(clinician)
+        second = clinic_ids_for(clinician)
+    assert sorted(first) == sorted([clinic.pk, other_clinic.pk])
+    assert second == first
+
+
+def test_patient_for_reads_the_clinic_with_the_patient(clinician, patient, django_assert_num_queries):
+    from clinic.selectors import clinic_ids_for, patient_for
+
+    # The patient page shows the clinic's name: read in the same query, not one more.
+    clinic_ids_for(clinician)
+    with django_assert_num_queries(1):
+        found = patient_for(clinician, patient.pk)
+        assert found.clinic.name == patient.clinic.name

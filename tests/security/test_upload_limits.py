@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import struct
@@ -179,19 +180,37 @@ def test_a_jpeg_is_decoded_at_the_mildest_reduction_within_the_budget(budget, st
     assert max(w * h for w, h in decoded_sizes) <= budget
 
 
-@pytest.mark.parametrize("size", [(321, 40), (161, 121), (160, 121), (6301 // 20, 4201 // 20)])
-def test_a_jpeg_with_an_odd_side_is_reduced_like_an_even_one(size, decoded_sizes):
-    # libjpeg's reduced output is the ceiling of each side over the scale; the budget here is
-    # exactly the half-scale size, so the photo must be stored at half scale (a 6,301 x 4,201 photo
-    # used to be refused: draft() was asked for the ceiling and chose no reduction), and never
-    # decoded above the budget.
+@pytest.mark.parametrize("size,scale", [
+    # Odd sides: libjpeg's reduced output is the ceiling of each side over the scale, and the budget
+    # is exactly the half-scale size, so the photo must be stored at half scale (a 6,301 x 4,201 photo
+    # used to be refused: draft() was asked for the ceiling and chose no reduction).
+    *[(size, 2) for size in [(321, 40), (161, 121), (160, 121), (6301 // 20, 4201 // 20), (121, 161), (40, 321)]],
+    # A side narrower than two blocks: at 1/4 the 5-pixel side is asked of draft() as 1 pixel (5 // 4),
+    # and draft() then takes the other side's ratio, 4; asked as 2 it would pick 1/2, above the budget.
+    ((5, 400), 4), ((400, 5), 4),
+])
+def test_a_jpeg_of_any_side_is_reduced_at_the_scale_its_budget_needs(size, scale, decoded_sizes):
     from lesions.images import clean_image_bytes
 
     width, height = size
-    budget = math.ceil(width / 2) * math.ceil(height / 2)
+    budget = math.ceil(width / scale) * math.ceil(height / scale)
     clean = clean_image_bytes(lesion_image(size), max_decode_pixels=budget)
-    assert (clean.width, clean.height, clean.downscale) == (math.ceil(width / 2), math.ceil(height / 2), 2)
+    assert (clean.width, clean.height, clean.downscale) == (math.ceil(width / scale), math.ceil(height / scale), scale)
     assert max(w * h for w, h in decoded_sizes) <= budget
+
+
+@pytest.mark.parametrize("size", [(3, 4000), (4000, 3)])
+def test_a_jpeg_that_draft_cannot_reduce_enough_is_never_decoded_above_the_budget(size, decoded_sizes):
+    # A side narrower than the scale: draft() takes that side's ratio (3 // 1) and picks 1/2, not the 1/4
+    # the budget needs. The size check after draft() must catch that; refused or reduced, the picture
+    # is never decoded above the budget.
+    from django.core.exceptions import ValidationError
+
+    from lesions.images import clean_image_bytes
+
+    with contextlib.suppress(ValidationError):
+        clean_image_bytes(lesion_image(size), max_decode_pixels=1_000)
+    assert max((w * h for w, h in decoded_sizes), default=0) <= 1_000
 
 
 def test_a_jpeg_too_large_even_at_one_eighth_is_refused_with_the_limits():
@@ -246,6 +265,8 @@ def _png_declaring(width: int, height: int) -> bytes:
     (b"\xff" * (20 * 2**20 + 1), {"max_bytes": 20 * 2**20}, "The file is 20.98 MB; the limit is 20.97 MB.",
      "too_large"),
     (b"\xff" * 2_000_001, {"max_bytes": 2_000_000}, "The file is 2.01 MB; the limit is 2 MB.", "too_large"),
+    # The limit is cut to 0.01 MB by integer division: 1,999,999 bytes is 1.99 MB, never "2 MB".
+    (b"\xff" * 2_000_000, {"max_bytes": 1_999_999}, "The file is 2 MB; the limit is 1.99 MB.", "too_large"),
     (_gif(), {}, "GIF files are not accepted; upload a JPEG or PNG image.", "format"),
     (lesion_image((160, 120)), {"max_pixels": 19_199},
      "The image is 160×120 pixels; the limit is 0 megapixels.", "too_many_pixels"),
