@@ -103,11 +103,14 @@ def cache_views(lower: keras.Model, images: np.ndarray, config: LiteRunConfig, c
 
 
 class RandomViewBatches(keras.utils.PyDataset):
-    """Batches of cached activations: each epoch a new order, and for each image one of its views."""
+    """Batches of cached activations: each epoch a new order, and for each image one of its views;
+    each sample weighted by its class's weight."""
 
-    def __init__(self, views: list[np.ndarray], labels: np.ndarray, batch_size: int, seed: int):
+    def __init__(self, views: list[np.ndarray], labels: np.ndarray, batch_size: int, seed: int,
+                 class_weight: dict[int, float]):
         super().__init__()
         self.views, self.labels, self.batch_size = views, labels.astype(np.float32), batch_size
+        self.class_weight = class_weight
         self.rng = np.random.default_rng(seed)
         self.on_epoch_end()
 
@@ -128,17 +131,15 @@ class RandomViewBatches(keras.utils.PyDataset):
         weights = np.where(y == 1, self.class_weight[1], self.class_weight[0]).astype(np.float32)
         return x, y[:, None], weights
 
-    class_weight = {0: 1.0, 1: 1.0}
-
 
 def train_top(upper: keras.Model, train_views: list[np.ndarray], y_train: np.ndarray, val_x: np.ndarray,
               y_val: np.ndarray, out: Path, *, epochs: int, batch_size: int, learning_rate: float,
               weight_decay: float, seed: int, loss: str = "weighted_bce") -> None:
     """Train ``upper`` (class-weighted binary cross-entropy, or class-balanced focal loss; AdamW,
     cosine schedule) and leave it at its best val ROC AUC epoch. Resumes from ``out/backup``."""
-    batches = RandomViewBatches(train_views, y_train, batch_size, seed)
     # Focal loss balances the classes itself (alpha); the report's class weights go with plain BCE.
-    batches.class_weight = class_weights(y_train) if loss == "weighted_bce" else {0: 1.0, 1: 1.0}
+    weights = class_weights(y_train) if loss == "weighted_bce" else {0: 1.0, 1: 1.0}
+    batches = RandomViewBatches(train_views, y_train, batch_size, seed, weights)
     steps = len(batches) * epochs
     schedule = keras.optimizers.schedules.CosineDecay(
         learning_rate / 10, steps, warmup_target=learning_rate, warmup_steps=max(1, steps // 20))

@@ -95,3 +95,17 @@ def textured_lesion_image(size: tuple[int, int] = (320, 240), radius: int = 60, 
 
 def now():
     return timezone.now()
+
+
+def analysed(lesion: Lesion, *, probability: float | None = 0.5, status: str = "done", error: str = ""):
+    """A capture of ``lesion`` through the real upload service, its analysis set to ``status`` with
+    this score (threshold 0.3), as the worker would have finished it."""
+    from lesions import services
+    from lesions.models import Analysis
+
+    capture = services.capture_create(request=None, user=None, lesion=lesion, data=lesion_image())
+    analysis = capture.analyses.get()
+    Analysis.objects.filter(pk=analysis.pk).update(status=status, probability=probability, threshold=0.3,
+                                                   error=error, finished_at=timezone.now())
+    analysis.refresh_from_db()
+    return analysis

@@ -11,20 +11,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from clinic.models import AuditEvent
-from lesions import selectors, services
+from lesions import selectors
 from lesions.models import Analysis, Histopathology, Lesion
-from tests.factories import LesionFactory, MembershipFactory, PatientFactory, lesion_image
+from tests.factories import LesionFactory, MembershipFactory, PatientFactory, analysed
 
 pytestmark = pytest.mark.django_db
-
-
-def analysed(lesion: Lesion, *, probability: float | None = 0.5, status: str = "done", error: str = "") -> Analysis:
-    capture = services.capture_create(request=None, user=None, lesion=lesion, data=lesion_image())
-    analysis = capture.analyses.get()
-    Analysis.objects.filter(pk=analysis.pk).update(status=status, probability=probability, threshold=0.3,
-                                                   error=error, finished_at=timezone.now())
-    analysis.refresh_from_db()
-    return analysis
 
 
 def section(response, key: str):

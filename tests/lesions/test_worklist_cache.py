@@ -21,7 +21,7 @@ from clinic.selectors import data_generation
 from lesions import analysis as pipeline
 from lesions import services
 from lesions.models import Analysis, Capture, Histopathology, Lesion
-from tests.factories import ClinicFactory, LesionFactory, MembershipFactory, PatientFactory, lesion_image
+from tests.factories import ClinicFactory, LesionFactory, MembershipFactory, PatientFactory, analysed
 
 pytestmark = pytest.mark.django_db
 
@@ -43,15 +43,6 @@ def worklist_part(client, **params) -> str:
 def uncached_part(client, **params) -> str:
     caches["template_fragments"].clear()
     return worklist_part(client, **params)
-
-
-def analysed(lesion: Lesion, *, probability: float | None = 0.5, status: str = "done", error: str = "") -> Analysis:
-    capture = services.capture_create(request=None, user=None, lesion=lesion, data=lesion_image())
-    analysis = capture.analyses.get()
-    Analysis.objects.filter(pk=analysis.pk).update(status=status, probability=probability, threshold=0.3,
-                                                   error=error, finished_at=timezone.now())
-    analysis.refresh_from_db()
-    return analysis
 
 
 @pytest.fixture

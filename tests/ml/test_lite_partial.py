@@ -78,8 +78,7 @@ def test_each_epoch_shows_every_image_once_from_one_of_its_views():
     views = [np.full((count, 2, 2, 1), v, np.float32) + np.arange(count)[:, None, None, None] * 10
              for v in range(3)]
     labels = np.array([0] * 8 + [1] * 2)
-    batches = RandomViewBatches(views, labels, batch_size=4, seed=1)
-    batches.class_weight = {0: 0.5, 1: 2.5}
+    batches = RandomViewBatches(views, labels, batch_size=4, seed=1, class_weight={0: 0.5, 1: 2.5})
     seen, chosen_views = [], set()
     for index in range(len(batches)):
         x, y, weights = batches[index]
