@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from django.test import Client
 
+from tests.conftest import require_service, using_redis
+
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.django_db
 
@@ -76,6 +78,9 @@ def test_web_process_reads_the_model_manifest_without_numpy_or_scipy():
 @pytest.mark.e2e
 def test_healthz_reports_every_dependency(analysis_worker, monkeypatch, admin_client):
     from config import health
+
+    # The worker check is a broadcast ping: the zero-setup broker of a bare `make test` delivers none.
+    require_service(using_redis(), "a Redis broker (the worker check is a broadcast ping)")
 
     monkeypatch.setitem(health._worker_cache, "checked_at", 0.0)  # ask the workers now
     response = Client().get("/healthz")
