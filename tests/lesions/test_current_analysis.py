@@ -14,6 +14,7 @@ from django.utils import timezone
 from lesions import selectors, services
 from lesions.models import Analysis, Capture
 from tests.factories import lesion_image
+from tests.support.heap_order import read_in_table_order, scramble_table_order
 
 pytestmark = pytest.mark.django_db
 
@@ -88,3 +89,24 @@ def test_captures_come_in_the_order_they_were_taken_and_analysis_for_finds_the_o
         assert selectors.analysis_for(clinician, analysis.pk) == analysis
     today.analyses.all().delete()  # an analysis removed in admin: the capture shows without one
     assert [row.analysis for row in selectors.captures_with_analysis(lesion)] == [old.analyses.get(), None]
+
+
+def test_captures_taken_at_the_same_moment_come_in_order_of_entry(lesion):
+    taken = timezone.now()
+    captures = [services.capture_create(request=None, user=None, lesion=lesion, data=lesion_image(), taken_at=taken)
+                for _ in range(3)]
+    scramble_table_order(captures)
+    read_in_table_order()
+    assert [row.capture for row in selectors.captures_with_analysis(lesion)] == captures
+
+
+def test_status_json_gives_the_newest_queued_analysis_whatever_the_table_order(lesion):
+    capture = services.capture_create(request=None, user=None, lesion=lesion, data=lesion_image())
+    first = capture.analyses.get()
+    second = Analysis.objects.create(capture=capture, model_version="seg-b+cls-b")
+    newest = Analysis.objects.create(capture=capture, model_version="seg-c+cls-c")
+    # Queued in the same instant: the highest id is the newest (lesions.models.NEWEST_FIRST).
+    Analysis.objects.filter(capture=capture).update(queued_at=timezone.now())
+    scramble_table_order([first, second, newest])
+    read_in_table_order()
+    assert [(row["capture_id"], row["id"]) for row in selectors.analysis_statuses(lesion)] == [(capture.pk, newest.pk)]

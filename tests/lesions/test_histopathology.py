@@ -130,3 +130,11 @@ def test_the_model_refuses_occult_nodes_without_a_positive_sentinel_biopsy(lesio
     assert "sentinel node biopsy" in " ".join(raised.value.message_dict["n_category"])
     histo.sentinel_node = "positive"
     histo.full_clean()
+
+
+def test_a_second_submission_edits_the_saved_histopathology(client_logged_in, lesion):
+    assert post(client_logged_in, lesion, breslow_mm="1.5", n_category="N0", m_category="M0").status_code == 302
+    saved = Histopathology.objects.get(lesion=lesion)
+    assert post(client_logged_in, lesion, breslow_mm="2.5", n_category="N0", m_category="M0").status_code == 302
+    edited = Histopathology.objects.get(lesion=lesion)
+    assert (edited.pk, str(edited.breslow_mm)) == (saved.pk, "2.50")

@@ -14,6 +14,7 @@ from clinic.models import AuditEvent
 from lesions import services
 from lesions.models import Analysis
 from tests.factories import LesionFactory, lesion_image
+from tests.support.heap_order import read_in_table_order, scramble_table_order
 
 pytestmark = pytest.mark.django_db
 
@@ -96,3 +97,32 @@ def test_lesions_are_listed_by_label_with_their_latest_taken_capture(patient):
     assert [(r.label, r.capture_count, r.latest_capture_id) for r in rows] == [("Arm", 0, None),
                                                                                ("Back", 2, latest.pk)]
     assert rows[0] == arm
+
+
+def test_same_moment_captures_keep_one_order(patient):
+    from lesions.selectors import lesions_with_latest, patient_lesions_with_trends
+
+    lesions = [LesionFactory(patient=patient, label="Back")]
+    taken = timezone.now()
+    captures = [services.capture_create(request=None, user=None, lesion=lesions[0], data=lesion_image(),
+                                        taken_at=taken) for _ in range(3)]
+    for capture, probability in zip(captures, (0.1, 0.2, 0.3)):
+        Analysis.objects.filter(capture=capture).update(status="done", probability=probability, threshold=0.3)
+    scramble_table_order(captures)
+    scramble_table_order(list(Analysis.objects.filter(capture__in=captures)))
+    read_in_table_order()
+    rows = list(lesions_with_latest(patient))
+    assert rows[0].latest_capture_id == captures[2].pk  # taken at the same moment: the last entered
+    back = patient_lesions_with_trends(patient)[0]
+    assert [probability for _, probability, _ in back.trend] == [0.1, 0.2, 0.3]
+    assert back.latest_probability == 0.3
+
+
+def test_lesions_with_the_same_label_come_in_order_of_entry(patient):
+    from lesions.selectors import lesions_with_latest
+
+    # Seven, so that the order a hashed GROUP BY happens to give is not the right one by chance.
+    lesions = [LesionFactory(patient=patient, label="Back") for _ in range(7)]
+    scramble_table_order(lesions)
+    read_in_table_order(grouping_by_hash=True)
+    assert list(lesions_with_latest(patient)) == lesions

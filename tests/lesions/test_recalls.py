@@ -15,6 +15,7 @@ from clinic.csv_cells import spreadsheet_safe
 from clinic.models import AuditEvent
 from lesions import recalls
 from tests.factories import LesionFactory, PatientFactory
+from tests.support.heap_order import read_in_table_order, scramble_table_order
 
 
 @pytest.mark.parametrize("start, months, expected", [
@@ -144,3 +145,14 @@ def test_the_recall_list_is_due_monitored_lesions_by_date_then_patient(clinic, o
     with django_assert_num_queries(1):  # the letters' CSV reads each lesion's patient without a query each
         due = [(lesion.pk, lesion.patient.name) for lesion in recall_list(clinic.pk, until)]
     assert [pk for pk, _ in due] == [overdue.pk, adam_same_day.pk, adam_same_day_2.pk, zoe_first.pk, later.pk]
+
+
+@pytest.mark.django_db
+def test_same_day_recalls_of_one_patient_come_in_order_of_entry(clinic):
+    from lesions.selectors import recall_list
+
+    patient = PatientFactory(clinic=clinic, name="Ann Same")
+    lesions = [LesionFactory(patient=patient, next_review_date=date(2026, 6, 1)) for _ in range(3)]
+    scramble_table_order(lesions)
+    read_in_table_order()
+    assert list(recall_list(clinic.pk, date(2026, 6, 30))) == lesions

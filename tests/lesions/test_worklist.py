@@ -14,6 +14,7 @@ from clinic.models import AuditEvent
 from lesions import selectors
 from lesions.models import Analysis, Histopathology, Lesion
 from tests.factories import LesionFactory, MembershipFactory, PatientFactory, analysed
+from tests.support.heap_order import read_in_table_order, scramble_table_order
 
 pytestmark = pytest.mark.django_db
 
@@ -247,3 +248,49 @@ def test_without_a_data_generation_nothing_is_cached(client_logged_in, lesion, c
         second = client_logged_in.get("/").content.decode()
     assert "0.40" in first and "0.40" in second
     assert any("lesions_analysis" in q["sql"] for q in queries.captured_queries), "served from a cache"
+
+
+# What the clinician reads in each section: its heading, and the sentence shown when it is empty.
+SECTION_TEXTS = {
+    "unassessed": ("Analyses to review", "No analysis waits for review."),
+    "failed": ("Failed analyses", "No analysis has failed."),
+    "recalls": ("Follow-ups due or overdue", "No follow-up is due in the next two weeks."),
+    "histopathology": ("Biopsy or excision without histopathology", "Every biopsy and excision has its histopathology."),
+}
+
+
+def test_each_section_has_its_heading_and_its_empty_state(client_logged_in):
+    content = client_logged_in.get("/").content.decode()
+    for key, (title, empty) in SECTION_TEXTS.items():
+        assert f'<h2 id="{key}-h">{title} <span class="count">(0)</span></h2>' in content
+        assert f'<p class="empty">{empty}</p>' in content
+        assert f"<strong>0</strong> {title.lower()}</a>" in content
+
+
+def test_each_section_lists_at_most_its_limit_and_counts_the_rest(patient, clinic):
+    today = timezone.localdate()
+    for _ in range(3):
+        analysed(LesionFactory(patient=patient), probability=0.5)
+        analysed(LesionFactory(patient=patient), probability=None, status="failed", error="x")
+        LesionFactory(patient=patient, next_review_date=today)
+        LesionFactory(patient=patient, decision="excise", assessed_at=timezone.now())
+    sections = selectors.worklist(clinic.pk, today, limit=2)
+    assert [(s.key, s.count, len(s.items), s.more) for s in sections] == [
+        (key, 3, 2, False) for key in SECTION_TEXTS]
+    assert [(s.title, s.empty) for s in sections] == list(SECTION_TEXTS.values())
+
+
+def test_ties_in_each_section_are_broken_by_entry_whatever_the_table_order(patient, clinic):
+    today, now = timezone.localdate(), timezone.now()
+    unassessed = [analysed(LesionFactory(patient=patient), probability=0.5) for _ in range(3)]
+    failed = [analysed(LesionFactory(patient=patient), probability=None, status="failed", error="x") for _ in range(3)]
+    Analysis.objects.filter(pk__in=[a.pk for a in failed]).update(finished_at=now)
+    recalls = [LesionFactory(patient=patient, next_review_date=today) for _ in range(3)]
+    waiting = [LesionFactory(patient=patient, decision="excise", assessed_at=now) for _ in range(3)]
+    for rows in (unassessed, failed, recalls, waiting):
+        scramble_table_order(rows)
+    read_in_table_order()
+    items = {s.key: s.items for s in selectors.worklist(clinic.pk, today)}
+    # The same score or failure time: newest first; the same review or decision day: longest waiting first.
+    assert items == {"unassessed": unassessed[::-1], "failed": failed[::-1], "recalls": recalls,
+                     "histopathology": waiting}

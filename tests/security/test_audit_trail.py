@@ -197,3 +197,5 @@ def test_an_audit_row_names_the_api_token_the_user_or_the_name_tried_and_what_wa
     long_name = type("Lesion", (), {"pk": 5, "__str__": lambda self: "z" * 300})()
     named = audit.record(request=None, user=None, action=AuditEvent.Action.VIEW, obj=long_name, clinic_id=None)
     assert (named.object_type, named.object_id, named.object_repr) == ("Lesion", "5", "z" * 200)
+    # A row written by the system (a sweep, a management command) names no user and invents no name.
+    assert (named.user, named.username) == (None, "")
