@@ -14,23 +14,26 @@ pipeline's.
 
 from __future__ import annotations
 
-import io
+import itertools
 import json
 import random
+import re
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import cache, lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Any
+from queue import Full, Queue
+from typing import Any, TypeVar
 
 import numpy as np
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import connection, models, transaction
+from django.db import DatabaseError, IntegrityError, connection, models, transaction
 from django.db.models import Count
 from django.utils import timezone
 
@@ -58,6 +61,12 @@ SHOWCASE_LESIONS = 30
 CAPTURES_PER_LESION = {1: 0.45, 2: 0.2, 3: 0.12, 5: 0.1, 8: 0.08, 20: 0.05}
 STRUCTURE_SETS: tuple[tuple[str, ...], ...] = ((), (), (), ("pigment_network",), ("pigment_network", "dots"),
                                                ("structureless", "globules", "streaks"))
+SEXES = ("female", "male")
+SKIN_TYPES = ("I", "II", "III", "IV")
+DECISIONS = ("reassure", "monitor", "biopsy")  # of an assessed lesion that was not excised
+DIAGNOSES = ("naevus", "atypical naevus", "seborrhoeic keratosis", "melanoma?")
+# In the order they are written: a row's parents come before it.
+SEEDED_MODELS: tuple[type[models.Model], ...] = (Patient, Lesion, Histopathology, Capture, Analysis, AuditEvent)
 
 
 @dataclass(frozen=True)
@@ -132,7 +141,8 @@ def build_pool(data_dir: Path | None, images: int, sizes: int = 4) -> list[PoolE
 
 class AnalysisRecords:
     """The features JSON and note of an analysis, as the pipeline builds them (lesions.analysis.run_analysis),
-    memoised: a seed of 200,000 analyses has only a few hundred distinct ones."""
+    memoised: a seed of 200,000 analyses has only a few hundred distinct feature records (and some
+    thousands of notes, which also depend on the probability)."""
 
     def __init__(self, pool: list[PoolEntry], manifest: ModelManifest) -> None:
         self.pool = pool
@@ -158,72 +168,112 @@ class AnalysisRecords:
     def note(self, probability: float, entry: int, previous: int | None, structures: tuple[str, ...]) -> str:
         return note_from_features(probability, self.point, self.features(entry, previous, structures))
 
+    # The same, as COPY text (escaped once per distinct record, not once per row).
+    @cache  # noqa: B019
+    def features_copy(self, entry: int, previous: int | None, structures: tuple[str, ...]) -> str:
+        return copy_text(self.features_json(entry, previous, structures))
+
+    @cache  # noqa: B019
+    def note_copy(self, probability: float, entry: int, previous: int | None, structures: tuple[str, ...]) -> str:
+        return copy_text(self.note(probability, entry, previous, structures))
+
+
+@dataclass(frozen=True)
+class Arg:
+    """A column of a TableWriter template that varies per row: the row's positional argument
+    `index`, written into `pattern` ("Capture {}" for "Capture 17"). The argument must already be
+    COPY text: an int, float, date or aware datetime (whose str() is), or copy_text() of anything else."""
+
+    index: int
+    pattern: str = "{}"
+
+
+class RowTemplate:
+    """One table row as a line of COPY text: the constant text between the arguments is joined,
+    not scanned (str.format reads through the whole template on every row, and an analysis row
+    has some 4 KB of constants and feature record)."""
+
+    def __init__(self, pieces: list[str | int]) -> None:
+        self.texts = [p if isinstance(p, str) else "" for p in pieces]
+        self.slots = [(k, p) for k, p in enumerate(pieces) if not isinstance(p, str)]
+
+    def __call__(self, *args: Any) -> str:
+        texts = self.texts[:]
+        for k, index in self.slots:
+            value = args[index]
+            texts[k] = value if type(value) is str else str(value)
+        return "".join(texts)
+
 
 class TableWriter:
-    """Rows into one model's table: COPY on PostgreSQL, executemany elsewhere. Columns not given
-    take the model field's default, so a field added later (with a default) needs no change here."""
+    """Rows into one model's table, as lines of PostgreSQL's COPY text format made by a RowTemplate
+    (one call per row: the seed writes millions of rows, and Python per field and row was most of
+    its time). COPY on PostgreSQL; elsewhere the lines are read back into values and inserted
+    with executemany. Columns the template does not name take the model field's default
+    (evaluated once), so a field added later (with a default) needs no change here."""
 
     def __init__(self, model: type[models.Model]) -> None:
         self.model = model
-        self.fields = [f for f in model._meta.concrete_fields]
         self.table = model._meta.db_table
+        self.fields: list[models.Field] = []
 
     def next_id(self) -> int:
         return (self.model.objects.aggregate(m=models.Max("pk"))["m"] or 0) + 1
 
-    def _prepare(self) -> None:
-        """Per column: its attname, how to turn a Python value into a column value, and its default."""
-        self.columns = []
-        for f in self.fields:
-            if f.has_default():
-                default = f.get_default
-            elif f.null:
-                default = None
-            elif isinstance(f, models.CharField | models.TextField | models.FileField):
-                default = ""
+    def template(self, columns: dict[str, Any]) -> RowTemplate:
+        """The template of one row: each column's Arg, or its constant value, by attname.
+        Without the primary key among `columns` the database numbers the rows."""
+        concrete = {f.attname: f for f in self.model._meta.concrete_fields}
+        unknown = set(columns) - set(concrete)
+        if unknown:
+            raise ValueError(f"{self.table} has no columns {sorted(unknown)}")
+        pk = self.model._meta.pk
+        self.fields = [f for f in concrete.values() if f is not pk or f.attname in columns]
+        pieces: list[str | int] = [""]
+        for n, f in enumerate(self.fields):
+            value = columns[f.attname] if f.attname in columns else _default(f)
+            separator = "\t" if n else ""
+            if isinstance(value, Arg):
+                prefix, _, suffix = value.pattern.partition("{}")
+                pieces[-1] += separator + copy_text(prefix)
+                pieces += [value.index, copy_text(suffix)]
             else:
-                default = _required(f)
-            kind = "json" if isinstance(f, models.JSONField) else "file" if isinstance(f, models.FileField) else ""
-            self.columns.append((f.attname, kind, default))
+                pieces[-1] += separator + copy_text(_column_value(f, value))
+        pieces[-1] += "\n"
+        return RowTemplate(pieces)
 
-    def _row(self, values: dict[str, Any]) -> list[Any]:
-        row = []
-        for attname, kind, default in self.columns:
-            value = values[attname] if attname in values else (default() if callable(default) else default)
-            if kind == "json":
-                value = value.text if isinstance(value, _RawJson) else json.dumps(value)
-            elif kind == "file" and hasattr(value, "name"):
-                value = value.name
-            row.append(value)
-        return row
-
-    def write(self, rows: Iterable[dict[str, Any]], chunk: int = 20_000) -> int:
-        written, buffer = 0, []
-        for values in rows:
-            if not buffer and not written:  # rows without an id let the database number them
-                pk = self.model._meta.pk
-                self.fields = [f for f in self.model._meta.concrete_fields if f is not pk or pk.attname in values]
-                self._prepare()
-            buffer.append(self._row(values))
-            if len(buffer) >= chunk:
-                written += self._flush(buffer)
-                buffer = []
-        if buffer:
-            written += self._flush(buffer)
-        return written
-
-    def _flush(self, rows: list[list[Any]]) -> int:
-        columns = [f.column for f in self.fields]
-        with connection.cursor() as cursor:
+    def copy(self, lines: Iterable[str], chunk: int = 50_000) -> int:
+        """Write the lines of the last template(), `chunk` rows per statement; returns how many.
+        On PostgreSQL each COPY streams from the generator: the rows are built while the server
+        parses the ones before (two processes, so both cores work)."""
+        if not self.fields:
+            raise ValueError("call template() first")
+        written = 0
+        rows = iter(lines)
+        while True:
+            stream = _LineStream(rows, chunk)
             if connection.vendor == "postgresql":
-                text = io.StringIO("".join("\t".join(_copy_text(v) for v in row) + "\n" for row in rows))
-                quoted = ", ".join(f'"{c}"' for c in columns)
-                cursor.cursor.copy_expert(f'COPY "{self.table}" ({quoted}) FROM STDIN', text)
+                quoted = ", ".join(f'"{f.column}"' for f in self.fields)
+                with connection.cursor() as cursor:
+                    cursor.cursor.copy_expert(f'COPY "{self.table}" ({quoted}) FROM STDIN', stream, size=1 << 20)
             else:
-                quoted = ", ".join(f'"{c}"' for c in columns)
-                marks = ", ".join(["%s"] * len(columns))
-                cursor.executemany(f'INSERT INTO "{self.table}" ({quoted}) VALUES ({marks})', rows)
-        return len(rows)
+                self._insert(stream.read())
+            written += stream.count
+            if stream.count < chunk:
+                return written
+
+    def _insert(self, text: str) -> None:
+        """COPY text back into Python values, for the databases without COPY (SQLite on a laptop)."""
+        if not text:
+            return
+        converters = [_from_copy(f) for f in self.fields]
+        # Every line ends in "\n" (not str.splitlines: a value may hold other line breaks, unescaped).
+        rows = [[convert(_unescape(value)) for convert, value in zip(converters, line.split("\t"))]
+                for line in text[:-1].split("\n")]
+        quoted = ", ".join(f'"{f.column}"' for f in self.fields)
+        marks = ", ".join(["%s"] * len(self.fields))
+        with connection.cursor() as cursor:
+            cursor.executemany(f'INSERT INTO "{self.table}" ({quoted}) VALUES ({marks})', rows)
 
     def reset_sequence(self) -> None:
         if connection.vendor == "postgresql":
@@ -232,38 +282,83 @@ class TableWriter:
                                f"(SELECT COALESCE(MAX(id), 1) FROM \"{self.table}\"))")
 
 
-@dataclass(frozen=True)
-class _RawJson:
-    text: str
+class _LineStream:
+    """A file for cursor.copy_expert that reads up to `limit` lines from an iterator, as they are made."""
+
+    def __init__(self, lines: Iterator[str], limit: int) -> None:
+        self.lines = lines
+        self.limit = limit
+        self.count = 0
+
+    def read(self, size: int = -1) -> str:
+        parts: list[str] = []
+        length = 0
+        for line in itertools.islice(self.lines, self.limit - self.count):
+            parts.append(line)
+            length += len(line)
+            if 0 <= size <= length:
+                break
+        self.count += len(parts)
+        return "".join(parts)
 
 
-def _required(f: models.Field) -> Callable[[], Any]:
-    def missing() -> Any:
-        raise ValueError(f"{f.model._meta.db_table}.{f.column} needs a value")
+def _default(f: models.Field) -> Any:
+    if f.has_default():
+        return f.get_default()
+    if f.null:
+        return None
+    if isinstance(f, models.CharField | models.TextField | models.FileField):
+        return ""
+    raise ValueError(f"{f.model._meta.db_table}.{f.column} needs a value")
 
-    return missing
+
+def _column_value(f: models.Field, value: Any) -> Any:
+    """A constant in the column's database form: JSON as its text, a file as its name."""
+    if value is None:
+        return None
+    if isinstance(f, models.JSONField):
+        return json.dumps(value)
+    if isinstance(f, models.FileField) and hasattr(value, "name"):
+        return value.name
+    return value
 
 
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_COPY_UNESCAPES = {"\\\\": "\\", "\\t": "\t", "\\n": "\n", "\\r": "\r"}
+_UNESCAPE = re.compile(r"\\[\\tnr]")
 
 
-def _copy_text(value: Any) -> str:
+def copy_text(value: Any) -> str:
     """One value in PostgreSQL's COPY text format."""
     if value is None:
         return r"\N"
     if value is True or value is False:
         return "t" if value else "f"
-    if isinstance(value, str):
-        return _escape(value)
     if isinstance(value, datetime):
         return value.isoformat()
-    return str(value)
+    text = str(value)
+    # str.replace, four times, is some 30 times faster than str.translate with a mapping.
+    if "\\" in text:
+        text = text.replace("\\", "\\\\")
+    return text.replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
-@lru_cache(maxsize=8192)
-def _escape(text: str) -> str:
-    # The same feature records and notes repeat thousands of times: escaped once each.
-    return text.translate(_COPY_ESCAPES)
+def _unescape(text: str) -> str | None:
+    if text == r"\N":
+        return None
+    return _UNESCAPE.sub(lambda m: _COPY_UNESCAPES[m.group()], text) if "\\" in text else text
+
+
+def _from_copy(f: models.Field) -> Callable[[str | None], Any]:
+    """COPY text of field `f` to what the database adapter takes (only off PostgreSQL)."""
+    if isinstance(f, models.JSONField):
+        return lambda text: text  # already JSON
+    if isinstance(f, models.BooleanField):
+        return lambda text: None if text is None else text == "t"
+
+    def convert(text: str | None) -> Any:
+        return None if text is None else f.get_db_prep_save(f.to_python(text), connection)
+
+    return convert
 
 
 def capture_counts(lesions: int, captures: int, rng: random.Random) -> list[int]:
@@ -310,19 +405,22 @@ def seed_clinic(*, patients: int, lesions: int, captures: int, data_dir: Path | 
     sizes = 4
     records = AnalysisRecords(pool, manifest)
     log(f"  feature pool: {len(pool)} records measured by ml.features in {time.perf_counter() - started:.1f} s")
-    seg_name = f"{manifest.segmenter.name} {manifest.segmenter.version}"
-    cls_name = f"{manifest.classifier.name} {manifest.classifier.version}"
     point = records.point
-    threshold = point.threshold
     now = timezone.now()
 
-    writers = {m: TableWriter(m) for m in (Patient, Lesion, Capture, Analysis, Histopathology, AuditEvent)}
-    with transaction.atomic():
+    writers = {m: TableWriter(m) for m in SEEDED_MODELS}
+    with transaction.atomic(), BulkLoad(writers, clinic.pk, log):
         first_patient = writers[Patient].next_id()
         existing = Patient.objects.filter(clinic=clinic).count()
         has_showcase = Patient.objects.filter(clinic=clinic, identifier=SHOWCASE_IDENTIFIER).exists()
 
-        def patient_rows():
+        # Each row is one call of its table's RowTemplate; the random draws are made in the same
+        # order as the dict-per-row seed made them, so a seed number gives the same clinic.
+        patient_line = writers[Patient].template({
+            "id": Arg(0), "identifier": Arg(1), "name": Arg(2), "sex": Arg(3), "skin_type": Arg(4),
+            "date_of_birth": Arg(5), "clinic_id": clinic.pk, "created_at": now, "updated_at": now})
+
+        def patient_lines() -> Iterator[str]:
             for i in range(patients):
                 number = existing + i
                 if i == 0 and not has_showcase:
@@ -331,12 +429,10 @@ def seed_clinic(*, patients: int, lesions: int, captures: int, data_dir: Path | 
                     identifier = f"BM{number:07d}"
                     surname = RARE_SURNAME if number % 9973 == 17 else rng.choice(SURNAMES)
                     name = f"{rng.choice(GIVEN)} {surname}"
-                yield {"id": first_patient + i, "clinic_id": clinic.pk, "identifier": identifier, "name": name,
-                       "sex": rng.choice(["female", "male"]), "skin_type": rng.choice(["I", "II", "III", "IV"]),
-                       "date_of_birth": (now - timedelta(days=rng.randint(18 * 365, 90 * 365))).date(),
-                       "created_at": now, "updated_at": now}
+                yield patient_line(first_patient + i, identifier, name, rng.choice(SEXES), rng.choice(SKIN_TYPES),
+                                   (now - timedelta(days=rng.randint(18 * 365, 90 * 365))).date())
 
-        report.patients = writers[Patient].write(patient_rows())
+        report.patients = writers[Patient].copy(patient_lines())
         log(f"  patients {report.patients}")
 
         # Lesions: the showcase patient's 30 first, then one per patient, then the rest at random.
@@ -360,100 +456,262 @@ def seed_clinic(*, patients: int, lesions: int, captures: int, data_dir: Path | 
         for i in range(2, showcase_count, 6):  # some of the showcase's long follow-ups end in an excision
             excised.add(i)
 
-        def lesion_rows():
+        lesion_columns = {"id": Arg(0), "patient_id": Arg(1), "label": Arg(2), "body_site": Arg(3),
+                          "status": Arg(4), "created_by_id": user.pk, "created_at": now - timedelta(days=365 * 10),
+                          "updated_at": now}
+        lesion_line = writers[Lesion].template(lesion_columns)
+        assessed_line = writers[Lesion].template({
+            **lesion_columns, "clinical_diagnosis": Arg(5), "decision": Arg(6), "assessed_by_id": user.pk,
+            "assessed_at": Arg(7)})
+        labels = [copy_text(label) for label in BodySite.labels]
+        sites = [copy_text(site) for site in BodySite.values]
+
+        def lesion_lines() -> Iterator[str]:
             for i in range(len(per_lesion)):
                 assessed = i in excised or rng.random() < 0.33
-                decision = "excise" if i in excised else (rng.choice(["reassure", "monitor", "biopsy"]) if assessed else "")
-                yield {"id": first_lesion + i, "patient_id": lesion_patient[i],
-                       "label": f"{rng.choice(BodySite.labels)} lesion {i}", "body_site": rng.choice(BodySite.values),
-                       "status": "excised" if i in excised else "monitoring",
-                       "clinical_diagnosis": rng.choice(["naevus", "atypical naevus", "seborrhoeic keratosis",
-                                                         "melanoma?"]) if assessed else "",
-                       "decision": decision, "assessed_by_id": user.pk if assessed else None,
-                       "assessed_at": now - timedelta(days=rng.randint(0, 30)) if assessed else None,
-                       "created_by_id": user.pk, "created_at": now - timedelta(days=365 * 10), "updated_at": now}
+                decision = "excise" if i in excised else (rng.choice(DECISIONS) if assessed else "")
+                label = f"{rng.choice(labels)} lesion {i}"
+                site = rng.choice(sites)
+                status = "excised" if i in excised else "monitoring"
+                if assessed:
+                    yield assessed_line(first_lesion + i, lesion_patient[i], label, site, status,
+                                               rng.choice(DIAGNOSES), decision,
+                                               now - timedelta(days=rng.randint(0, 30)))
+                else:
+                    yield lesion_line(first_lesion + i, lesion_patient[i], label, site, status)
 
-        report.lesions = writers[Lesion].write(lesion_rows())
+        report.lesions = writers[Lesion].copy(lesion_lines())
         log(f"  lesions {report.lesions}")
         if showcase:
             report.showcase_patient_id = showcase
             for i in range(showcase_count):
                 report.showcase_lesions.setdefault(per_lesion[i], []).append(first_lesion + i)
 
-        def histo_rows():
+        histo_line = writers[Histopathology].template({
+            "lesion_id": Arg(0), "in_situ": False, "breslow_mm": Arg(1), "ulceration": Arg(2),
+            "mitotic_rate_per_mm2": Arg(3), "sentinel_node": "not_done", "n_category": "N0", "m_category": "M0",
+            "recorded_by_id": user.pk, "recorded_at": now})
+
+        def histo_lines() -> Iterator[str]:
             for i in sorted(excised):
                 breslow = round(rng.uniform(0.2, 4.5), 2)
-                yield {"lesion_id": first_lesion + i, "in_situ": False, "breslow_mm": breslow,
-                       "ulceration": rng.random() < 0.2, "mitotic_rate_per_mm2": rng.randint(0, 6),
-                       "sentinel_node": "not_done", "n_category": "N0", "m_category": "M0",
-                       "recorded_by_id": user.pk, "recorded_at": now}
+                yield histo_line(first_lesion + i, breslow, "t" if rng.random() < 0.2 else "f", rng.randint(0, 6))
 
-        report.histopathology = writers[Histopathology].write(histo_rows())
+        report.histopathology = writers[Histopathology].copy(histo_lines())
 
         first_capture = writers[Capture].next_id()
         first_analysis = writers[Analysis].next_id()
-        capture_rows: list[dict] = []
-        analysis_rows: list[dict] = []
-        audit_rows: list[dict] = []
+        capture_line = writers[Capture].template({
+            "id": Arg(0), "lesion_id": Arg(1), "image": Arg(2), "width": Arg(3), "height": Arg(4), "sha256": Arg(5),
+            "mm_per_pixel": Arg(6), "structures": Arg(7), "taken_at": Arg(8), "created_at": Arg(8),
+            "modality": "dermoscopic", "source": "upload", "device": "seeded dermoscope", "taken_by_id": user.pk})
+        analysis_line = writers[Analysis].template({
+            "id": Arg(0), "capture_id": Arg(1), "queued_at": Arg(2), "started_at": Arg(2), "finished_at": Arg(2),
+            "probability": Arg(3), "mask": Arg(4), "overlay": Arg(5), "features": Arg(6), "stage_note": Arg(7),
+            "model_version": version, "status": "done", "attempts": 1, "worker": "seed", "device": "CPU",
+            "segmenter_name": f"{manifest.segmenter.name} {manifest.segmenter.version}",
+            "classifier_name": f"{manifest.classifier.name} {manifest.classifier.version}",
+            "threshold": point.threshold, "operating_point": point.as_dict(), "timings": {}})
+        audit_columns = {"at": Arg(0), "object_id": Arg(1), "user_id": user.pk, "username": user.get_username(),
+                         "clinic_id": clinic.pk, "ip_address": "127.0.0.1", "detail": {"seeded": True}}
+        audit_lines = {(action, kind): writers[AuditEvent].template({
+            **audit_columns, "action": action, "object_type": kind, "object_repr": Arg(1, kind + " {}")})
+            for action, kind in (("create", "Lesion"), ("create", "Capture"), ("view", "Lesion"))}
+        lesion_created, capture_created, lesion_viewed = audit_lines.values()
+        # Per pool entry: the capture's image columns and the analysis's mask and overlay, as COPY text.
+        entry_columns = [(copy_text(e.image), e.width, e.height, e.sha256, e.mm_per_pixel) for e in pool]
+        entry_files = [(copy_text(e.mask), copy_text(e.overlay)) for e in pool]
+        structure_texts = {s: copy_text(json.dumps(list(s))) for s in STRUCTURE_SETS}
 
-        def flush_captures() -> None:
-            report.captures += writers[Capture].write(capture_rows)
-            report.analyses += writers[Analysis].write(analysis_rows)
-            report.audit_events += writers[AuditEvent].write(audit_rows)
-            capture_rows.clear()
-            analysis_rows.clear()
-            audit_rows.clear()
+        def capture_chunks() -> Iterator[tuple[list[str], list[str], list[str]]]:
+            """The captures, analyses and audit events of some 20,000 captures at a time."""
+            capture_lines: list[str] = []
+            analysis_lines: list[str] = []
+            audit_rows: list[str] = []
+            capture_id, analysis_id = first_capture, first_analysis
+            days = range(1, 3650)
+            for i, count in enumerate(per_lesion):
+                lesion_id = first_lesion + i
+                image = rng.randrange(len(pool) // sizes)
+                size = rng.randrange(sizes)
+                previous: int | None = None
+                # Captures spread over up to ten years, oldest first.
+                times = sorted(now - timedelta(days=d, minutes=rng.randrange(600)) for d in rng.sample(days, k=count))
+                audit_rows.append(lesion_created(times[0], lesion_id))
+                for k, when in enumerate(times):
+                    entry_index = image * sizes + min(sizes - 1, size + (k * 2 // max(count, 1)))
+                    structures = rng.choice(STRUCTURE_SETS)
+                    probability = round(rng.random() ** 3, 2)
+                    capture_lines.append(capture_line(capture_id, lesion_id, *entry_columns[entry_index],
+                                                      structure_texts[structures], when))
+                    analysis_lines.append(analysis_line(
+                        analysis_id, capture_id, when, probability, *entry_files[entry_index],
+                        records.features_copy(entry_index, previous, structures),
+                        records.note_copy(probability, entry_index, previous, structures)))
+                    audit_rows.append(capture_created(when, capture_id))
+                    if rng.random() < 0.5:
+                        audit_rows.append(lesion_viewed(when + timedelta(minutes=5), lesion_id))
+                    previous = entry_index
+                    capture_id += 1
+                    analysis_id += 1
+                if len(capture_lines) >= 20_000:
+                    yield capture_lines, analysis_lines, audit_rows
+                    capture_lines, analysis_lines, audit_rows = [], [], []
+            if capture_lines:
+                yield capture_lines, analysis_lines, audit_rows
+
+        # The next chunk is built in a thread while this one is written: psycopg2 lets go of the GIL
+        # while the server works, so Python and PostgreSQL each keep a core busy.
+        for capture_lines, analysis_lines, audit_rows in _ahead(capture_chunks()):
+            report.captures += writers[Capture].copy(capture_lines)
+            report.analyses += writers[Analysis].copy(analysis_lines)
+            report.audit_events += writers[AuditEvent].copy(audit_rows)
             log(f"  captures {report.captures}")
-
-        capture_id, analysis_id = first_capture, first_analysis
-        for i, count in enumerate(per_lesion):
-            lesion_id = first_lesion + i
-            image = rng.randrange(len(pool) // sizes)
-            size = rng.randrange(sizes)
-            previous: int | None = None
-            # Captures spread over up to ten years, oldest first.
-            times = sorted(now - timedelta(days=d, minutes=rng.randrange(600)) for d in rng.sample(range(1, 3650), k=count))
-            audit_rows.append(_audit(user, "create", "Lesion", lesion_id, clinic.pk, times[0]))
-            for k, when in enumerate(times):
-                entry_index = image * sizes + min(sizes - 1, size + (k * 2 // max(count, 1)))
-                entry = pool[entry_index]
-                structures = rng.choice(STRUCTURE_SETS)
-                probability = round(rng.random() ** 3, 2)
-                capture_rows.append({"id": capture_id, "lesion_id": lesion_id, "image": entry.image,
-                                     "width": entry.width, "height": entry.height, "sha256": entry.sha256,
-                                     "modality": "dermoscopic", "source": "upload", "device": "seeded dermoscope",
-                                     "mm_per_pixel": entry.mm_per_pixel, "structures": list(structures),
-                                     "taken_at": when, "taken_by_id": user.pk, "created_at": when})
-                analysis_rows.append({
-                    "id": analysis_id, "capture_id": capture_id, "model_version": version, "status": "done",
-                    "attempts": 1, "queued_at": when, "started_at": when, "finished_at": when,
-                    "worker": "seed", "device": "CPU", "segmenter_name": seg_name, "classifier_name": cls_name,
-                    "probability": probability, "threshold": threshold, "operating_point": point.as_dict(),
-                    "mask": entry.mask, "overlay": entry.overlay,
-                    "features": _RawJson(records.features_json(entry_index, previous, structures)),
-                    "timings": {}, "stage_note": records.note(probability, entry_index, previous, structures)})
-                audit_rows.append(_audit(user, "create", "Capture", capture_id, clinic.pk, when))
-                if rng.random() < 0.5:
-                    audit_rows.append(_audit(user, "view", "Lesion", lesion_id, clinic.pk, when + timedelta(minutes=5)))
-                previous = entry_index
-                capture_id += 1
-                analysis_id += 1
-            if len(capture_rows) >= 20_000:
-                flush_captures()
-        flush_captures()
         for writer in writers.values():
             writer.reset_sequence()
     if connection.vendor == "postgresql":
+        analysed = time.perf_counter()
         with connection.cursor() as cursor:  # fresh statistics, or the planner guesses from empty tables
             cursor.execute("ANALYZE")
+        log(f"  ANALYZE {time.perf_counter() - analysed:.1f} s")
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _audit(user: Any, action: str, object_type: str, object_id: int, clinic_id: int, at: datetime) -> dict:
-    return {"at": at, "user_id": user.pk, "username": user.get_username(), "action": action,
-            "object_type": object_type, "object_id": str(object_id), "object_repr": f"{object_type} {object_id}",
-            "clinic_id": clinic_id, "ip_address": "127.0.0.1", "detail": {"seeded": True}}
+T = TypeVar("T")
+
+
+def _ahead(items: Iterator[T], depth: int = 1) -> Iterator[T]:
+    """What `items` yields, made in a thread up to `depth` items ahead of the consumer. An error in
+    the thread is raised here; a consumer that stops early (or fails) stops the thread."""
+    queue: Queue[tuple[bool, Any]] = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: tuple[bool, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put(item, timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((False, item)):
+                    return
+            put((True, None))
+        except BaseException as exc:  # handed to the consumer, which raises it
+            put((True, exc))
+
+    thread = threading.Thread(target=produce, name="seed-rows", daemon=True)
+    thread.start()
+    try:
+        while True:
+            done, item = queue.get()
+            if done:
+                if item is not None:
+                    raise item
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+class BulkLoad:
+    """What makes a bulk load fast on PostgreSQL, for the transaction of one seed, undone before it commits.
+
+    - session_replication_role = replica (SET LOCAL, so this session and transaction only): neither
+      the data generation triggers nor the foreign key checks fire per statement and row. The
+      references are then checked once per foreign key with one anti-join over the new rows, and
+      the clinic's generation is counted once, by the same clinic_data_changed() the triggers call.
+      Nothing in the catalog changes (the triggers stay enabled for every other session, and
+      clinic.selectors.missing_generation_triggers sees them), and a seed that fails rolls the
+      setting back with its rows.
+    - A table that is empty when the seed starts loses its secondary indexes (none that back a
+      constraint) for the load and gets them back, built in one sort each, before the commit.
+
+    Setting the role needs a superuser (or, from PostgreSQL 15, the SET privilege on it); without
+    it the load runs with the triggers, checks and indexes as they are, only slower.
+    """
+
+    def __init__(self, writers: dict[type[models.Model], TableWriter], clinic_id: int,
+                 log: Callable[[str], None]) -> None:
+        self.writers = writers
+        self.clinic_id = clinic_id
+        self.log = log
+        self.active = False
+        self.first_ids: dict[type[models.Model], int] = {}
+        self.indexes: list[tuple[str, str]] = []  # (name, definition)
+
+    def __enter__(self) -> BulkLoad:
+        if connection.vendor != "postgresql":
+            return self
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:  # a savepoint: a refusal leaves the seed usable
+                cursor.execute("SELECT current_setting('session_replication_role')")
+                self.previous_role = cursor.fetchone()[0]
+                cursor.execute("SET LOCAL session_replication_role = replica")
+        except DatabaseError as exc:
+            self.log(f"  note: {exc}".rstrip() + " (seeding with triggers and per-row checks)")
+            return self
+        self.active = True
+        self.first_ids = {model: writer.next_id() for model, writer in self.writers.items()}
+        with connection.cursor() as cursor:
+            for writer in self.writers.values():
+                cursor.execute(f'SELECT EXISTS (SELECT 1 FROM "{writer.table}")')
+                if cursor.fetchone()[0]:
+                    continue
+                cursor.execute(
+                    "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+                    "WHERE i.indrelid = %s::regclass AND NOT i.indisprimary AND i.indpred IS NULL "
+                    "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid) "
+                    "ORDER BY i.indexrelid", [writer.table])
+                self.indexes += cursor.fetchall()
+            if self.indexes:
+                cursor.execute("DROP INDEX " + ", ".join(name for name, _ in self.indexes))
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: Any) -> None:
+        # On an error the transaction (or its savepoint) rolls back the role, the dropped indexes
+        # and the rows together: nothing to undo by hand, and no SQL can run in it now anyway.
+        if exc_type is not None or not self.active:
+            return
+        with connection.cursor() as cursor:
+            if self.indexes:
+                started = time.perf_counter()
+                cursor.execute("SELECT current_setting('maintenance_work_mem')")
+                previous_memory = cursor.fetchone()[0]
+                cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")  # the index sorts in memory
+                for _, definition in self.indexes:
+                    cursor.execute(definition)
+                cursor.execute("SELECT set_config('maintenance_work_mem', %s, true)", [previous_memory])
+                self.log(f"  {len(self.indexes)} indexes built in {time.perf_counter() - started:.1f} s")
+            started = time.perf_counter()
+            self._check_references(cursor)
+            self.log(f"  references checked in {time.perf_counter() - started:.1f} s")
+            cursor.execute("SELECT set_config('session_replication_role', %s, true)", [self.previous_role])
+            cursor.execute("SELECT to_regprocedure('clinic_data_changed(bigint[])') IS NOT NULL")
+            if cursor.fetchone()[0]:  # what the skipped triggers would have counted, once
+                cursor.execute("SELECT clinic_data_changed(ARRAY[%s]::bigint[])", [self.clinic_id])
+
+    def _check_references(self, cursor: Any) -> None:
+        """Every foreign key of the new rows finds its row: the checks the replica role skipped."""
+        for model, writer in self.writers.items():
+            pk = model._meta.pk.column
+            for f in model._meta.concrete_fields:
+                if not (f.many_to_one or f.one_to_one) or not getattr(f, "db_constraint", False):
+                    continue
+                parent, target = f.related_model._meta.db_table, f.target_field.column
+                cursor.execute(
+                    f'SELECT count(*) FROM "{writer.table}" c WHERE c."{pk}" >= %s AND c."{f.column}" IS NOT NULL '
+                    f'AND NOT EXISTS (SELECT 1 FROM "{parent}" p WHERE p."{target}" = c."{f.column}")',
+                    [self.first_ids[model]])
+                missing = cursor.fetchone()[0]
+                if missing:
+                    raise IntegrityError(f"{missing} new rows of {writer.table}.{f.column} refer to no {parent} row")
 
 
 def showcase_lesions(clinic_name: str = "Benchmark Clinic") -> dict[int, int]:

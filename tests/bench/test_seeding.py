@@ -4,15 +4,32 @@
 
 from __future__ import annotations
 
+import itertools
 import re
+import threading
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Sum
 from django.test import Client
+from django.utils import timezone
 
-from bench.seeding import SHOWCASE_IDENTIFIER, seed_clinic, showcase_lesions
-from clinic.models import AuditEvent, Patient
+from bench.seeding import (
+    SEEDED_MODELS,
+    SHOWCASE_IDENTIFIER,
+    Arg,
+    BulkLoad,
+    TableWriter,
+    _ahead,
+    copy_text,
+    seed_clinic,
+    showcase_lesions,
+)
+from clinic.models import AuditEvent, Clinic, DataGeneration, Patient
+from clinic.selectors import missing_generation_triggers
 from lesions.models import Analysis, Capture, Histopathology, Lesion
+from tests.factories import ClinicFactory, PatientFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -100,3 +117,97 @@ def test_bench_web_times_the_result_page_of_a_posted_search(live_server):
     shown = set(re.findall(r'href="/patients/(\d+)/"', page))
     matching = {str(pk) for pk in Patient.objects.filter(name__icontains=COMMON_SURNAME).values_list("pk", flat=True)}
     assert shown and shown <= matching and len(matching) < Patient.objects.count()
+
+
+def _postgres_only() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("the bulk load (replica role, index rebuild) is PostgreSQL's")
+
+
+def _setting(name: str) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting(%s)", [name])
+        return cursor.fetchone()[0]
+
+
+def _index_definitions() -> list[tuple[str, str]]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = ANY(%s) ORDER BY 1",
+                       [[m._meta.db_table for m in SEEDED_MODELS]])
+        return cursor.fetchall()
+
+
+def _generation(clinic_id: int) -> int:
+    return DataGeneration.objects.filter(clinic_id=clinic_id).aggregate(total=Sum("generation"))["total"] or 0
+
+
+def test_seed_leaves_the_indexes_triggers_and_session_as_they_were():
+    """The seed loads with the triggers and foreign key checks off for its own transaction and
+    rebuilds the indexes it dropped: afterwards every index is back as it was defined, the triggers
+    are enabled, this session fires them again, and the clinic's generation has counted the seed."""
+    _postgres_only()
+    indexes = _index_definitions()
+    seed_clinic(patients=12, lesions=45, captures=330, data_dir=None, images=2, log=lambda _: None)
+    clinic = Clinic.objects.get(name="Benchmark Clinic")
+    assert _index_definitions() == indexes
+    assert _setting("session_replication_role") == "origin"
+    missing_generation_triggers.cache_clear()
+    try:
+        assert missing_generation_triggers() == ()
+    finally:
+        missing_generation_triggers.cache_clear()
+    seeded = _generation(clinic.pk)
+    assert seeded > 0
+    Lesion.objects.filter(pk=Lesion.objects.first().pk).update(label="Renamed after the seed")
+    assert _generation(clinic.pk) > seeded
+
+
+def test_bulk_load_checks_the_references_it_did_not_check_per_row():
+    _postgres_only()
+    patient = PatientFactory()
+    writers = {m: TableWriter(m) for m in SEEDED_MODELS}
+    now = timezone.now()
+    line = writers[Lesion].template({"patient_id": Arg(0), "label": "orphan", "created_at": now, "updated_at": now})
+    with pytest.raises(IntegrityError, match="lesions_lesion.patient_id"):
+        with transaction.atomic(), BulkLoad(writers, patient.clinic_id, log=lambda _: None):
+            writers[Lesion].copy([line(patient.pk), line(patient.pk + 1000)])
+    assert not Lesion.objects.exists()
+    assert _setting("session_replication_role") == "origin"  # rolled back with the rows
+
+
+def test_table_writer_keeps_text_that_copy_format_would_mangle():
+    clinic = ClinicFactory()
+    awkward = "tab\there, new\nline\r, back\\slash, \\N, {braces} and {0}"
+    writer = TableWriter(Patient)
+    now = timezone.now()
+    line = writer.template({"identifier": Arg(0), "name": Arg(1, "Ms {}"), "notes": Arg(2), "clinic_id": clinic.pk,
+                            "created_at": now, "updated_at": now})
+    assert writer.copy([line("X1", copy_text(awkward), copy_text(awkward[::-1])), line("X2", "Plain", "")]) == 2
+    patient = Patient.objects.get(identifier="X1")
+    assert (patient.name, patient.notes, patient.created_at) == ("Ms " + awkward, awkward[::-1], now)
+    assert Patient.objects.get(identifier="X2").name == "Ms Plain"
+
+
+def test_rows_made_ahead_in_a_thread_come_in_order_with_their_error():
+    def rows():
+        yield from range(5)
+        raise RuntimeError("broken row")
+
+    got = []
+    with pytest.raises(RuntimeError, match="broken row"):
+        for row in _ahead(rows()):
+            got.append(row)
+    assert got == [0, 1, 2, 3, 4]
+
+    made = []
+
+    def endless():
+        for n in itertools.count():
+            made.append(n)
+            yield n
+
+    ahead = _ahead(endless())
+    assert [next(ahead) for _ in range(3)] == [0, 1, 2]
+    ahead.close()  # the consumer stopped: so does the thread
+    assert not [t for t in threading.enumerate() if t.name == "seed-rows"]
+    assert len(made) <= 6
