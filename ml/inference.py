@@ -71,8 +71,8 @@ def ensemble_members(models_dir: Path, classifier: dict) -> list[dict]:
             raise ModelsMissing(f"no metadata for ensemble member {entry.get('name')!r} at {path}")
         meta = json.loads(path.read_text())
         if meta.get("sha256") != entry.get("sha256"):
-            raise ModelFileMismatch(f"{path.name}: sha256 {meta.get('sha256')} is not the {entry.get('sha256')} "
-                                    "classifier.json's ensemble pins; refusing to load it")
+            raise ModelFileMismatch(f"{path.name}: sha256 {meta.get('sha256')} differs from the {entry.get('sha256')} "
+                                    "that classifier.json's ensemble pins; refusing to load it")
         members.append(meta)
     return members
 
@@ -218,7 +218,7 @@ class Analyzer:
         self.cls_input = self.primary_input.options
         self.tta = self.primary_input.tta
         self.threshold = self.model_manifest.classifier.threshold
-        # Of the shipped score: the ensemble's mean logit when there is an ensemble.
+        # The shipped score's calibration (of the members' mean logit when there is an ensemble).
         self.calibrator = PlattScaling.from_dict(cls.get("calibrator"))
         self.calibrated = bool(cls.get("calibrated", False))
         self.seg_tta = bool(self.manifest["segmenter"].get("tta", False))
