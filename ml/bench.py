@@ -67,6 +67,7 @@ def bench_inference(*, models: str, out: Path, repeats: int, batch_sizes: list[i
     analyzer = Analyzer(models)
     pool = [synthetic_capture(i) for i in range(max(batch_sizes))]
     results: dict = {"machine": machine_description(tensorflow=True), "models": analyzer.version, "device": analyzer.device,
+                     "ensemble_members": [m.name for m in analyzer.members],  # beside the primary classifier
                      "image_size": list(pool[0].shape), "tta": {"segmenter": analyzer.seg_tta,
                                                                 "classifier": analyzer.tta},
                      "where_compiled_loses": WHERE_COMPILED_LOSES, "batches": {}}
@@ -77,8 +78,13 @@ def bench_inference(*, models: str, out: Path, repeats: int, batch_sizes: list[i
                                           "baseline_predict": [], "compiled_same_work": [], "tta_extra": []}
         seg_in = np.stack([resize_image(i, analyzer.seg_size, crop=False) for i in images]).astype(np.float32)
         cls_in = np.stack([resize_image(i, analyzer.cls_size, crop=True) for i in images]).astype(np.float32)
+        # An ensemble's other members are part of the plain baseline too, each at its own input size.
+        member_in = [np.stack([resize_image(i, m.input.size, crop=True) for i in images]).astype(np.float32)
+                     for m in analyzer.members]
         analyzer.segmenter.predict(seg_in, verbose=0)
         analyzer.classifier.predict(cls_in, verbose=0)
+        for member, x in zip(analyzer.members, member_in):
+            member.model.predict(x, verbose=0)
         for _ in range(max(3, repeats // batch_size)):
             t0 = time.perf_counter()
             masks = analyzer.segment_batch(images)
@@ -92,11 +98,15 @@ def bench_inference(*, models: str, out: Path, repeats: int, batch_sizes: list[i
             t4 = time.perf_counter()
             analyzer.segmenter.predict(seg_in, verbose=0)
             analyzer.classifier.predict(cls_in, verbose=0)
+            for member, x in zip(analyzer.members, member_in):
+                member.model.predict(x, verbose=0)
             t5 = time.perf_counter()
             # The compiled functions on exactly the baseline's work (same resized inputs, no flips,
             # probability only): what tf.function itself gains or loses against model.predict.
             analyzer._segment(seg_in).numpy()
             analyzer.classifier(cls_in, training=False).numpy()
+            for member, x in zip(analyzer.members, member_in):
+                np.asarray(member.predict(x))
             t6 = time.perf_counter()
             # What test-time augmentation adds: the mirrored copies the shipped path also runs.
             if analyzer.seg_tta:

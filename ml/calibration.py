@@ -65,6 +65,8 @@ def calibrate(data: str, *, models: Path, split: str = "val", sensitivity: float
     meta.update({"threshold": threshold,
                  "threshold_rule": f"highest threshold with sensitivity >= {sensitivity:.2f} on {split}"
                                    + (f" (with {analyzer.tta} TTA)" if analyzer.tta else "")
+                                   + (f", of the mean logit of {1 + len(analyzer.members)} ensemble members"
+                                      if analyzer.members else "")
                                    + ", on the Platt-calibrated scale",
                  "calibrator": {**platt.as_dict(), "fitted_on": split,
                                 "ece_before": expected_calibration_error(labels, raw),

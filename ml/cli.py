@@ -16,6 +16,7 @@ from ml.baseline import evaluate_baseline
 from ml.bench import bench_inference
 from ml.calibration import TestSplitRefused, calibrate, refuse_test_split, set_classifier_tta
 from ml.defaults import BATCH_SIZE, BENCH_DIR, DATA_DIR, EVAL_DIR, MODELS_DIR, RUNS_DIR, SENSITIVITY_TARGET, WEIGHTS_FILE
+from ml.ensemble import add_member
 from ml.evaluation import evaluate, predict_images, record_test_metrics, summary_table
 from ml.experiment import (
     BACKBONE_NAMES,
@@ -25,6 +26,7 @@ from ml.experiment import (
     parse_names,
     resolve_weights,
 )
+from ml.inference import ModelFileMismatch
 from ml.training import (
     CLASSIFIER_VARIANTS,
     ClassifierConfig,
@@ -152,6 +154,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=run_ship)
     p.add_argument("run_dir")
 
+    p = sub.add_parser("ensemble-add", help="add another classifier (a models folder or its classifier JSON) "
+                       "to the shipped one as an ensemble member; then run calibrate and evaluate --record",
+                       parents=[models])
+    p.set_defaults(handler=run_ensemble_add)
+    p.add_argument("source", help="folder holding classifier.json + its .keras, or the JSON itself")
+    p.add_argument("--name", required=True, help="member name: the files become classifier_NAME.keras/.json")
+    p.add_argument("--licence", help="licence statement of the member's weights, when its JSON has none")
+
     p = sub.add_parser("model-card", help="refresh ml/MODEL_CARD.md's numbers from the files the commands wrote")
     p.set_defaults(handler=run_model_card)
     return parser
@@ -265,6 +275,17 @@ def run_ship(args: argparse.Namespace) -> int:
         print(f"nothing exported under {Path(args.run_dir) / 'export'}", file=sys.stderr)
         return 2
     print(f"shipped {', '.join(shipped)} to {args.models}")
+    return 0
+
+
+def run_ensemble_add(args: argparse.Namespace) -> int:
+    try:
+        path = add_member(Path(args.models), Path(args.source), args.name, licence=args.licence)
+    except (FileExistsError, ModelFileMismatch) as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    print(f"added {path.name}; the score is now the ensemble's: run `python -m ml calibrate` on val, then "
+          "`python -m ml evaluate --split test --record`")
     return 0
 
 

@@ -72,7 +72,7 @@ def classifier_probabilities(analyzer: Analyzer, samples: list[Sample], *, batch
                              desc: str = "classifying", calibrated: bool = True) -> np.ndarray:
     """The classifier's melanoma output for each sample (segmenting first only for classifiers
     that see the mask: masked images or a lesion-centred crop)."""
-    needs_mask = analyzer.variant != "image" or analyzer.cls_input.get("crop") == "lesion"
+    needs_mask = analyzer.needs_mask
     probs: list[float] = []
     for start in tqdm(range(0, len(samples), batch_size), desc=desc, unit="batch"):
         images = [load_rgb(s.image_path) for s in samples[start:start + batch_size]]

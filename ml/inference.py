@@ -3,11 +3,19 @@
 Models are the exported ``segmenter.keras`` and ``classifier.keras`` with a JSON file each
 (input size, threshold, version). Normalisation is inside the models; this module only
 resizes, so training and inference cannot drift apart.
+
+The melanoma score may come from an ensemble: when ``classifier.json`` has an ``ensemble`` key,
+its other members (each a ``.keras`` file with its own JSON: input size, crop, colour constancy,
+TTA) are loaded beside the primary classifier (``classifier.keras``), and the score is the mean
+of all members' raw logits, calibrated once (the ``calibrator`` of ``classifier.json``). The
+primary alone gives the heat map (CAM) and the similar-case embedding, so neither changes
+with the ensemble.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -19,9 +27,12 @@ from ml.contracts import DEFAULT_MODELS_DIR, FeatureRecord, ModelsMissing, read_
 from ml.features import measure
 from ml.postprocess import heatmap_overlay, overlay_outline, postprocess_mask, resize_probability
 from ml.preprocessing import apply_mask, center_crop_box, crop_resize, lesion_crop_box, resize_image, shades_of_gray
-from ml.score_calibration import PlattScaling
+from ml.score_calibration import PlattScaling, mean_logit
 
 __all__ = ["DEFAULT_MODELS_DIR", "Analyzer", "ImageAnalysis", "ModelsMissing", "read_manifest"]
+
+# How an ensemble's members are combined; the only one there is (see mean_logit).
+ENSEMBLE_COMBINATIONS = ("mean_logit",)
 
 
 class ModelFileMismatch(RuntimeError):
@@ -39,6 +50,95 @@ def verify_model_file(models_dir: Path, meta: dict) -> Path:
         raise ModelFileMismatch(f"{path.name}: sha256 {digest} does not match the manifest's {expected}; "
                                 "refusing to load it (re-ship the model or restore the file)")
     return path
+
+
+def ensemble_members(models_dir: Path, classifier: dict) -> list[dict]:
+    """The JSON of each non-primary ensemble member named by ``classifier`` (the classifier.json
+    dict), in order; [] for a single classifier. The member's sha256 must agree with the one the
+    ensemble entry pins, so a member file and its JSON swapped together are refused too."""
+    ensemble = classifier.get("ensemble")
+    if not ensemble:
+        return []
+    if ensemble.get("combination") not in ENSEMBLE_COMBINATIONS:
+        raise ModelsMissing(f"unknown ensemble combination {ensemble.get('combination')!r}; "
+                            f"this code knows {', '.join(ENSEMBLE_COMBINATIONS)}")
+    members = []
+    for entry in ensemble["members"]:
+        if entry.get("primary"):
+            continue  # classifier.json itself
+        path = models_dir / entry["manifest"]
+        if not path.is_file():
+            raise ModelsMissing(f"no metadata for ensemble member {entry.get('name')!r} at {path}")
+        meta = json.loads(path.read_text())
+        if meta.get("sha256") != entry.get("sha256"):
+            raise ModelFileMismatch(f"{path.name}: sha256 {meta.get('sha256')} differs from the {entry.get('sha256')} "
+                                    "that classifier.json's ensemble pins; refusing to load it")
+        members.append(meta)
+    return members
+
+
+@dataclass(frozen=True)
+class ClassifierInput:
+    """How one classifier's input is prepared from the images (and masks), as its JSON says."""
+
+    size: tuple[int, int]
+    variant: str = "image"  # "image", or a masked variant
+    options: dict = field(default_factory=dict)  # the JSON's "input": crop, margin, colour_constancy
+    tta: bool | str = False  # False, True (horizontal flip) or "flip4"
+
+    @classmethod
+    def from_meta(cls, meta: dict) -> ClassifierInput:
+        return cls(size=tuple(meta["input_shape"][:2]), variant=meta.get("variant", "image"),
+                   options=meta.get("input") or {}, tta=meta.get("tta", False))
+
+    @property
+    def needs_mask(self) -> bool:
+        return self.variant != "image" or self.options.get("crop") == "lesion"
+
+    def boxes(self, images: list[np.ndarray], masks: list[np.ndarray]) -> list[tuple[int, int, int, int]]:
+        """The (left, top, right, bottom) region of each image the classifier sees."""
+        if self.options.get("crop") == "lesion":
+            return [lesion_crop_box(m, float(self.options.get("margin", 0.25))) for m in masks]
+        aspect = self.size[1] / self.size[0]
+        return [center_crop_box(img.shape[1], img.shape[0], aspect) for img in images]
+
+    def prepare(self, images: list[np.ndarray], masks: list[np.ndarray]
+                ) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+        """The batch the classifier sees (masked for mask variants, colour-corrected, cropped,
+        resized) and the box of each image it was cut from."""
+        if self.variant != "image":
+            images = [apply_mask(img, m) for img, m in zip(images, masks)]
+        if self.options.get("colour_constancy"):
+            images = [shades_of_gray(img) for img in images]
+        boxes = self.boxes(images, masks)
+        batch = np.stack([crop_resize(img, box, self.size) for img, box in zip(images, boxes)])
+        return batch.astype(np.float32), boxes
+
+    def views(self, batch: np.ndarray) -> list[np.ndarray]:
+        """The batch and its test-time flips, in the order the outputs are averaged."""
+        views = [batch]
+        if self.tta:
+            views.append(batch[:, :, ::-1])
+        if self.tta == "flip4":
+            views += [batch[:, ::-1], batch[:, ::-1, ::-1]]
+        return views
+
+
+@dataclass
+class EnsembleMember:
+    """A classifier beside the primary one: only its raw melanoma output is used."""
+
+    name: str
+    model: object  # keras.Model
+    input: ClassifierInput
+    predict: object  # compiled call of the model
+
+    def raw_scores(self, images: list[np.ndarray], masks: list[np.ndarray]) -> np.ndarray:
+        """The member's uncalibrated output per image, averaged over its own test-time flips."""
+        batch, _ = self.input.prepare(images, masks)
+        views = self.input.views(batch)
+        out = np.asarray(self.predict(np.concatenate(views) if len(views) > 1 else batch), np.float64)
+        return out.reshape(len(views), len(images)).mean(axis=0)
 
 
 def read_manifest(models_dir: str | Path = DEFAULT_MODELS_DIR) -> dict:
@@ -102,18 +202,25 @@ class Analyzer:
         self.classifier = keras.saving.load_model(verify_model_file(models_dir, self.manifest["classifier"]),
                                                   compile=False)
         cls = self.manifest["classifier"]
+        # Each ensemble member's file is SHA-256-verified like the primary's: one bad file refuses all.
+        self.members: list[EnsembleMember] = []
+        for meta in ensemble_members(models_dir, cls):
+            model = keras.saving.load_model(verify_model_file(models_dir, meta), compile=False)
+            self.members.append(EnsembleMember(meta["name"], model, ClassifierInput.from_meta(meta), tf.function(
+                lambda x, m=model: m(x, training=False), reduce_retracing=True)))
         self.seg_size = tuple(self.manifest["segmenter"]["input_shape"][:2])
         self.seg_crop = bool(self.manifest["segmenter"].get("crop", False))
-        self.cls_size = tuple(cls["input_shape"][:2])
+        # How the primary classifier's input is prepared (lesion-centred crop, colour constancy) and
+        # test-time augmentation (flips averaged, when the shipped metadata asks), as trained.
+        self.primary_input = ClassifierInput.from_meta(cls)
+        self.cls_size = self.primary_input.size
+        self.variant = self.primary_input.variant
+        self.cls_input = self.primary_input.options
+        self.tta = self.primary_input.tta
         self.threshold = self.model_manifest.classifier.threshold
-        self.variant = cls.get("variant", "image")
-        # How the classifier's input is prepared (lesion-centred crop, colour constancy), as trained.
-        self.cls_input = cls.get("input") or {}
+        # The shipped score's calibration (of the members' mean logit when there is an ensemble).
         self.calibrator = PlattScaling.from_dict(cls.get("calibrator"))
         self.calibrated = bool(cls.get("calibrated", False))
-        # Test-time augmentation: average the classifier over flips of the input when the
-        # shipped metadata asks for it (the threshold was calibrated the same way).
-        self.tta = cls.get("tta", False)
         self.seg_tta = bool(self.manifest["segmenter"].get("tta", False))
         self._segment = tf.function(lambda x: self.segmenter(x, training=False), reduce_retracing=True)
         self._classify_with_cam = tf.function(self._classify_and_cam, reduce_retracing=True)
@@ -159,12 +266,14 @@ class Analyzer:
             probs = self._segment(batch).numpy()
         return [postprocess_mask(p, img.shape[:2]) for p, img in zip(probs, images)]
 
+    @property
+    def needs_mask(self) -> bool:
+        """Whether any classifier's input depends on the segmenter's mask."""
+        return any(i.needs_mask for i in [self.primary_input, *(m.input for m in self.members)])
+
     def classifier_boxes(self, images: list[np.ndarray], masks: list[np.ndarray]) -> list[tuple[int, int, int, int]]:
-        """The (left, top, right, bottom) region of each image the classifier sees."""
-        if self.cls_input.get("crop") == "lesion":
-            return [lesion_crop_box(m, float(self.cls_input.get("margin", 0.25))) for m in masks]
-        aspect = self.cls_size[1] / self.cls_size[0]
-        return [center_crop_box(img.shape[1], img.shape[0], aspect) for img in images]
+        """The (left, top, right, bottom) region of each image the primary classifier sees."""
+        return self.primary_input.boxes(images, masks)
 
     def classify_batch(self, images: list[np.ndarray], masks: list[np.ndarray], *,
                        calibrated: bool = True, batch: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -176,37 +285,29 @@ class Analyzer:
 
     def _classify_embed_batch(self, images: list[np.ndarray], masks: list[np.ndarray], *, calibrated: bool = True,
                               batch: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Outputs, CAMs and L2-normalised embeddings from one classifier call on the batch and
-        its test-time flips (score and embedding averaged over the same views; the CAM is the
-        unflipped view's)."""
+        """Outputs, CAMs and L2-normalised embeddings from one primary classifier call on the batch
+        and its test-time flips (score and embedding averaged over the same views; the CAM is the
+        unflipped view's), and one call of each other ensemble member on its own input: the score
+        is then the mean of the members' raw logits."""
         if batch is None:
             batch, _ = self.classifier_input(images, masks)
         n = len(images)
-        views = [batch]
-        if self.tta:
-            views.append(batch[:, :, ::-1])
-        if self.tta == "flip4":
-            views += [batch[:, ::-1], batch[:, ::-1, ::-1]]
+        views = self.primary_input.views(batch)
         prob, cam, pooled = self._classify_with_cam(np.concatenate(views) if len(views) > 1 else batch)
         prob = prob.numpy().astype(float).reshape(len(views), n).mean(axis=0)
         cam = cam.numpy()[:n]
         vectors = np.asarray(pooled, np.float32).reshape(len(views), n, -1).mean(axis=0)
         vectors = vectors / (np.linalg.norm(vectors, axis=1, keepdims=True) + 1e-12)
+        if self.members:
+            prob = mean_logit([prob, *(m.raw_scores(images, masks) for m in self.members)])
         if calibrated and self.calibrator is not None:
             prob = self.calibrator.apply(prob)
         return prob, cam, vectors
 
     def classifier_input(self, images: list[np.ndarray], masks: list[np.ndarray]
                          ) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
-        """The batch the classifier sees (masked for mask variants, colour-corrected, cropped,
-        resized) and the box of each image it was cut from."""
-        if self.variant != "image":
-            images = [apply_mask(img, m) for img, m in zip(images, masks)]
-        if self.cls_input.get("colour_constancy"):
-            images = [shades_of_gray(img) for img in images]
-        boxes = self.classifier_boxes(images, masks)
-        batch = np.stack([crop_resize(img, box, self.cls_size) for img, box in zip(images, boxes)])
-        return batch.astype(np.float32), boxes
+        """The batch the primary classifier sees and the box of each image it was cut from."""
+        return self.primary_input.prepare(images, masks)
 
     def model_batch(self, images: list[np.ndarray]) -> ModelOutputs:
         """Segmentation and classification of a batch: the model calls, one each for the whole batch."""

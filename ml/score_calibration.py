@@ -24,6 +24,18 @@ def logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.asarray(z, np.float64)))
+
+
+def mean_logit(scores: list[np.ndarray]) -> np.ndarray:
+    """An ensemble's raw score: the sigmoid of the mean of its members' raw logits (equal weights).
+
+    Averaging logits rather than outputs lets a confident member count more, and keeps the result a
+    score Platt scaling can calibrate like one model's (``PlattScaling.apply`` takes its logit back)."""
+    return sigmoid(np.mean([logit(s) for s in scores], axis=0))
+
+
 @dataclass(frozen=True)
 class PlattScaling:
     """calibrated = sigmoid(slope * logit(score) + intercept); slope = 1 / temperature."""
@@ -33,8 +45,7 @@ class PlattScaling:
     method: str = "platt"
 
     def apply(self, scores: np.ndarray | float) -> np.ndarray:
-        z = self.slope * logit(scores) + self.intercept
-        return 1.0 / (1.0 + np.exp(-z))
+        return sigmoid(self.slope * logit(scores) + self.intercept)
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from ml.inference import DEFAULT_MODELS_DIR, Analyzer, ModelFileMismatch, verify_model_file
+from ml.inference import DEFAULT_MODELS_DIR, Analyzer, ModelFileMismatch, ensemble_members, verify_model_file
 
 
 @pytest.fixture
@@ -22,6 +22,11 @@ def test_shipped_models_match_their_manifests():
     for kind in ("segmenter", "classifier"):
         meta = json.loads((DEFAULT_MODELS_DIR / f"{kind}.json").read_text())
         assert verify_model_file(DEFAULT_MODELS_DIR, meta).name == meta["file"]
+    # The shipped classifier is an ensemble (#12): every member file is in the folder and verified.
+    members = ensemble_members(DEFAULT_MODELS_DIR, json.loads((DEFAULT_MODELS_DIR / "classifier.json").read_text()))
+    assert members
+    for meta in members:
+        assert verify_model_file(DEFAULT_MODELS_DIR, meta).name == meta["file"] and meta.get("licence")
 
 
 def test_a_changed_model_file_is_refused(models_copy):

@@ -30,7 +30,8 @@ def test_predict_writes_masks_overlays_and_csv_and_reports_broken_files(tmp_path
 
 
 def test_flip_averaging_is_symmetric(tmp_path):
-    """With TTA on, a mirrored image gets the same probability and a mirrored mask."""
+    """With TTA on (every model, every ensemble member), a mirrored image gets the same probability
+    and a mirrored mask."""
     import json
     import shutil
 
@@ -39,10 +40,10 @@ def test_flip_averaging_is_symmetric(tmp_path):
 
     models = tmp_path / "models"
     shutil.copytree(DEFAULT_MODELS_DIR, models)
-    for name in ("classifier.json", "segmenter.json"):
-        meta = json.loads((models / name).read_text())
+    for path in [*models.glob("classifier*.json"), models / "segmenter.json"]:
+        meta = json.loads(path.read_text())
         meta["tta"] = True
-        (models / name).write_text(json.dumps(meta))
+        path.write_text(json.dumps(meta))
     (tmp_path / "a.jpg").write_bytes(lesion_image((192, 144), radius=40))
     image = load_rgb(tmp_path / "a.jpg").copy()
     image[:, :60] //= 2  # break the picture's own symmetry
