@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+import secrets
+import sys
+from collections.abc import Callable
 from datetime import date
 from functools import cache
 
@@ -13,6 +16,7 @@ from django.forms import ModelForm
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from clinic.selectors import data_generation
@@ -339,3 +343,79 @@ def worklist_html(clinic_id: int, today: date) -> SafeString:
     if generation is not None:
         fragments.set(key, (generation, html), 24 * 3600)
     return mark_safe(html)  # noqa: S308 - as above
+
+
+CASE_BODY_TEMPLATE = "lesions/_case_body.html"
+PATIENT_LESIONS_TEMPLATE = "lesions/_patient_lesions.html"
+PAGE_PART_TTL_S = 24 * 3600
+# The cached case body is rendered without a request, so each {% csrf_token %} in it renders this
+# stand-in, replaced by the request's own token on every response. Random per process so that
+# nothing a user can type forges it; and typed text is escaped, so it never holds the <input> tag.
+_CSRF_STAND_IN = secrets.token_hex(16)
+_CSRF_INPUT = '<input type="hidden" name="csrfmiddlewaretoken" value="{}">'
+
+
+def _cached_part(key: str, stamp: tuple, build: Callable[[], str]) -> str:
+    """`build()`, kept in this process's "page_parts" cache under `key` while `stamp` (the clinic's
+    data generation first, then whatever else the part shows that is not in the clinic's records)
+    is unchanged. One entry per key, replaced on each change. Nothing is kept without a generation
+    (SQLite, or missing triggers: see clinic.selectors.data_generation)."""
+    parts = caches["page_parts"]
+    if stamp[0] is not None:
+        cached = parts.get(key)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+    html = build()
+    if stamp[0] is not None:
+        parts.set(key, (stamp, html), PAGE_PART_TTL_S)
+    return html
+
+
+def _similar_index_epoch() -> int:
+    """lesions.similar.index_epoch, without importing numpy: a process that has not imported it
+    has built no index."""
+    module = sys.modules.get("lesions.similar")
+    return module.index_epoch if module is not None else 0
+
+
+def case_body_html(lesion: Lesion, csrf_token: str) -> SafeString:
+    """The case page's body (all of its content but the page frame), rendered from the saved rows.
+
+    Cached per process (see _cached_part) under the clinic's data generation, which every write to
+    the clinic's patients, lesions, captures, analyses and histopathology advances; the day (the
+    recall badge moves with it); the shipped models' version (older analyses are named and
+    calibrated by it); the assessor's name (a user, whose table no trigger counts); and the
+    similar-cases index (rebuilt in the background, lesions.similar). Only the unbound forms are in
+    it, each CSRF token a stand-in replaced by `csrf_token`; a bound form with errors is rendered
+    by the view from case_context. The caller has checked access and recorded the view."""
+    clinic_id = lesion.patient.clinic_id
+    generation = data_generation(clinic_id)  # before the records: see data_generation
+    manifest = notes.current_manifest()
+    stamp = (generation, timezone.localdate().isoformat(), manifest.version if manifest else None,
+             str(lesion.assessed_by or ""), _similar_index_epoch())
+
+    def build() -> str:
+        fresh = lesion
+        if generation is not None:
+            # The lesion was read before the generation: read it again, so that nothing older
+            # than the generation is kept under it (a deleted lesion keeps the row already read).
+            fresh = (Lesion.objects.select_related("patient", "patient__clinic", "assessed_by")
+                     .filter(pk=lesion.pk).first() or lesion)
+        return render_to_string(CASE_BODY_TEMPLATE, {**case_context(fresh), "csrf_token": _CSRF_STAND_IN})
+
+    html = _cached_part(f"case:{clinic_id}:{lesion.pk}", stamp, build)
+    return mark_safe(html.replace(_CSRF_INPUT.format(_CSRF_STAND_IN), format_html(_CSRF_INPUT, csrf_token)))  # noqa: S308 - our own template's output, escaped there
+
+
+def patient_lesions_html(patient) -> SafeString:
+    """The patient page's lesions table and body map, rendered from the saved rows: cached per
+    process (see _cached_part) under the clinic's data generation and the day (recall badges).
+    The patient's own details above it are rendered on every request from the row just read."""
+    generation = data_generation(patient.clinic_id)  # before the records: see data_generation
+    stamp = (generation, timezone.localdate().isoformat())
+
+    def build() -> str:
+        return render_to_string(PATIENT_LESIONS_TEMPLATE,
+                                patient_context(patient, selectors.patient_lesions_with_trends(patient)))
+
+    return mark_safe(_cached_part(f"patient:{patient.clinic_id}:{patient.pk}", stamp, build))  # noqa: S308 - as above

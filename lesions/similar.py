@@ -83,6 +83,18 @@ def build_index(clinic_id: int, model_version: str) -> ClinicIndex:
 _indexes: dict[tuple[int, str], ClinicIndex] = {}
 _rebuilding: set[tuple[int, str]] = set()
 _lock = threading.Lock()
+# Advanced whenever an index is built, rebuilt or forgotten: a cached case page
+# (lesions.presentation.case_body_html) shows the similar cases of the index it was built with,
+# and an index can change without any write to the clinic (a rebuild that catches up).
+index_epoch = 0
+
+
+def _store(key: tuple[int, str], index: ClinicIndex) -> ClinicIndex:
+    global index_epoch  # noqa: PLW0603 - one counter per process, read by the page cache
+    with _lock:
+        _indexes[key] = index
+        index_epoch += 1
+    return index
 
 
 def index_for(clinic_id: int, model_version: str) -> ClinicIndex:
@@ -92,7 +104,7 @@ def index_for(clinic_id: int, model_version: str) -> ClinicIndex:
     key = (clinic_id, model_version)
     index = _indexes.get(key)
     if index is None:
-        index = _indexes[key] = build_index(clinic_id, model_version)
+        index = _store(key, build_index(clinic_id, model_version))
     elif time.monotonic() - index.built_at > settings.SIMILAR_INDEX_MAX_AGE_S:
         with _lock:
             start = key not in _rebuilding
@@ -104,7 +116,7 @@ def index_for(clinic_id: int, model_version: str) -> ClinicIndex:
 
 def _rebuild(key: tuple[int, str]) -> None:
     try:
-        _indexes[key] = build_index(*key)
+        _store(key, build_index(*key))
     finally:
         with _lock:
             _rebuilding.discard(key)
@@ -112,7 +124,10 @@ def _rebuild(key: tuple[int, str]) -> None:
 
 
 def forget_indexes() -> None:
-    _indexes.clear()
+    global index_epoch  # noqa: PLW0603 - as in _store
+    with _lock:
+        _indexes.clear()
+        index_epoch += 1
 
 
 def diagnosis_of(lesion: Lesion) -> tuple[str, str]:

@@ -10,6 +10,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -33,9 +34,11 @@ from lesions.forms import (
 )
 from lesions.presentation import (
     body_map_inputs,
+    case_body_html,
     case_context,
     compare_context,
     patient_context,
+    patient_lesions_html,
     worklist_html,
 )
 
@@ -75,7 +78,8 @@ def lesion_case(request: HttpRequest, pk: int) -> HttpResponse:
     lesion = selectors.lesion_for(request.user, pk)
     audit.record(request=request, user=request.user, action=AuditEvent.Action.VIEW, obj=lesion,
                  clinic_id=lesion.patient.clinic_id)
-    return render(request, "lesions/case.html", case_context(lesion))
+    return render(request, "lesions/case.html", {"lesion": lesion, "patient": lesion.patient,
+                                                 "case_body_html": case_body_html(lesion, get_token(request))})
 
 
 def lesion_report(request: HttpRequest, pk: int) -> HttpResponse:
@@ -332,7 +336,7 @@ def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
     audit.record(request=request, user=request.user, action=AuditEvent.Action.VIEW, obj=patient,
                  clinic_id=patient.clinic_id)
     return render(request, "clinic/patient_detail.html",
-                  patient_context(patient, selectors.patient_lesions_with_trends(patient)))
+                  {"patient": patient, "lesions_html": patient_lesions_html(patient)})
 
 
 def patient_summary(request: HttpRequest, pk: int) -> HttpResponse:

@@ -101,6 +101,12 @@ CACHES = {
     "default": env.cache("CACHE_URL", default="locmemcache://default"),
     "template_fragments": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "fragments",
                            "OPTIONS": {"MAX_ENTRIES": env.int("FRAGMENT_CACHE_ENTRIES", default=20_000)}},
+    # Whole rendered parts of the case and patient pages, kept under the clinic's data generation
+    # (lesions.presentation.case_body_html, patient_lesions_html). Apart from the small fragments
+    # above: an entry can be 100 KB (a case with 20 captures), so fewer are kept; the least
+    # recently used go first.
+    "page_parts": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "page-parts",
+                   "OPTIONS": {"MAX_ENTRIES": env.int("PAGE_PART_CACHE_ENTRIES", default=1_000)}},
 }
 
 AUTHENTICATION_BACKENDS = [
