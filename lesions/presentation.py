@@ -6,6 +6,7 @@ import hashlib
 import re
 import secrets
 import sys
+import time
 from collections.abc import Callable
 from datetime import date
 from functools import cache
@@ -391,16 +392,21 @@ def case_body_html(lesion: Lesion, csrf_token: str) -> SafeString:
     clinic_id = lesion.patient.clinic_id
     generation = data_generation(clinic_id)  # before the records: see data_generation
     manifest = notes.current_manifest()
+    # The similar cases come from an index rebuilt once older than SIMILAR_INDEX_MAX_AGE_S, and
+    # only when a page asks for it: the stamp's time slot makes a cached body ask again as often.
+    slot = int(time.time() // max(1, settings.SIMILAR_INDEX_MAX_AGE_S))
     stamp = (generation, timezone.localdate().isoformat(), manifest.version if manifest else None,
-             str(lesion.assessed_by or ""), _similar_index_epoch())
+             str(lesion.assessed_by or ""), _similar_index_epoch(), slot)
 
     def build() -> str:
         fresh = lesion
         if generation is not None:
             # The lesion was read before the generation: read it again, so that nothing older
             # than the generation is kept under it (a deleted lesion keeps the row already read).
+            # Within the clinic checked: a lesion moved to another clinic meanwhile keeps the row
+            # already read, never the other clinic's records.
             fresh = (Lesion.objects.select_related("patient", "patient__clinic", "assessed_by")
-                     .filter(pk=lesion.pk).first() or lesion)
+                     .filter(pk=lesion.pk, patient__clinic_id=clinic_id).first() or lesion)
         return render_to_string(CASE_BODY_TEMPLATE, {**case_context(fresh), "csrf_token": _CSRF_STAND_IN})
 
     html = _cached_part(f"case:{clinic_id}:{lesion.pk}", stamp, build)

@@ -1,3 +1,6 @@
+import hashlib
+import json
+
 from django import template
 
 from lesions import notes, stage_note
@@ -15,6 +18,20 @@ def readable_names(values) -> str:
     """['light_brown', 'blue_grey'] -> 'light brown, blue-grey' for display."""
     names = {"blue_grey": "blue-grey"}
     return ", ".join(names.get(v, str(v).replace("_", " ")) for v in values or [])
+
+
+# What a finished analysis's capture card shows of the analysis row. The admin may edit any of
+# them on a finished row without touching finished_at, so the card's cache key holds a digest of all.
+CARD_ANALYSIS_FIELDS = ("status", "error", "probability", "threshold", "operating_point", "features",
+                        "overlay", "heatmap", "segmenter_name", "classifier_name", "device", "model_version")
+
+
+@register.filter
+def card_digest(analysis) -> str:
+    """A digest of what the capture card shows of ``analysis`` (for its fragment cache key)."""
+    shown = {name: str(getattr(analysis, name, "")) if name in ("overlay", "heatmap") else getattr(analysis, name, None)
+             for name in CARD_ANALYSIS_FIELDS}
+    return hashlib.sha256(json.dumps(shown, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
 @register.simple_tag

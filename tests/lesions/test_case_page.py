@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 from django.conf import settings
+from django.core.cache import caches
 from django.urls import reverse
 from django.utils import timezone
 
@@ -186,15 +187,20 @@ def test_growth_flag_states_the_uncertainty(client_logged_in, lesion):
     assert "area +50% (measurement uncertainty ±" in content and "GROWTH FLAG" in content
 
 
-def test_a_finished_analysis_is_rendered_once_and_again_when_its_structures_change(client_logged_in, lesion):
-    """#15: the results block of a done analysis comes from the fragment cache on the next visit
-    (a change written behind the cache's back is not seen), and the key carries what the block is
-    made of (new structures give a TDS row at once)."""
+def test_a_finished_analysis_is_rendered_once_and_again_when_what_it_shows_changes(client_logged_in, lesion):
+    """#15: the results block of a done analysis comes from the fragment cache on the next visit,
+    and the key carries what the block is made of: an admin's edit of the finished row (its finish
+    time untouched) shows at once, and so do new structures (a TDS row)."""
     capture = capture_with_analysis(lesion)
-    first = case_page(client_logged_in, lesion)
-    assert "TDS</th>" not in first
+    url = reverse("lesion_case", args=[lesion.pk])
+    first = client_logged_in.get(url)
+    assert "lesions/_capture_body.html" in [t.name for t in first.templates]
+    assert "TDS</th>" not in first.content.decode()
+    caches["page_parts"].clear()  # the page body's own cache aside: the card's fragment cache alone
+    assert "lesions/_capture_body.html" not in [t.name for t in client_logged_in.get(url).templates]
     Analysis.objects.filter(capture=capture).update(probability=0.987654)
-    assert "0.99" not in case_page(client_logged_in, lesion).split('class="results"')[1].split("</details>")[0]
+    edited = case_page(client_logged_in, lesion).split('class="results"')[1].split("</details>")[0]
+    assert "0.99" in edited
     services.capture_set_structures(request=None, user=None, capture=capture, melanocytic=True,
                                     structures=["pigment_network", "dots", "streaks"])
     after = case_page(client_logged_in, lesion).split('class="results"')[1].split("</details>")[0]

@@ -9,6 +9,7 @@ first is the stale cached page."""
 from __future__ import annotations
 
 import re
+import time
 from datetime import timedelta
 
 import pytest
@@ -51,6 +52,7 @@ def main_part(client: Client, url: str) -> str:
 
 def uncached_part(client: Client, url: str) -> str:
     caches["page_parts"].clear()
+    caches["template_fragments"].clear()  # the capture cards' own cache too: the page from scratch
     return main_part(client, url)
 
 
@@ -99,6 +101,11 @@ def _new_capture(case, clinician):
 def _analysis_finished(case, clinician):
     Analysis.objects.filter(pk=case["queued"].pk).update(status=Analysis.Status.DONE, probability=0.66,
                                                          threshold=0.3, finished_at=timezone.now())
+
+
+def _finished_analysis_edited(case, clinician):
+    # As the admin may: a finished row's score changed in place, its finish time untouched.
+    Analysis.objects.filter(pk=case["done"].pk).update(probability=0.42)
 
 
 def _running(case, clinician):
@@ -183,6 +190,7 @@ CASE_WRITES = {
     "capture deleted": (None, _capture_deleted),
     "analysis deleted": (None, _analysis_deleted),
     "patient renamed": (None, _patient_renamed),
+    "finished analysis edited in place": (None, _finished_analysis_edited),
 }
 
 
@@ -402,3 +410,19 @@ def test_a_new_model_manifest_or_similar_index_builds_the_page_again(client_logg
     with CaptureQueriesContext(connection) as queries:
         main_part(client_logged_in, url)
     assert records_read(queries), "a page built under another model manifest was served"
+
+
+def test_a_cached_case_page_asks_for_similar_cases_again_once_the_index_may_be_rebuilt(client_logged_in, case,
+                                                                                     monkeypatch, settings):
+    """The similar-cases index is rebuilt, when older than SIMILAR_INDEX_MAX_AGE_S, only when a page
+    asks for it: a cached body must not keep an old index's cases for longer than that."""
+    url = case_url(case["lesion"])
+    main_part(client_logged_in, url)
+    with CaptureQueriesContext(connection) as queries:
+        main_part(client_logged_in, url)
+    assert not records_read(queries)
+    later = time.time() + settings.SIMILAR_INDEX_MAX_AGE_S
+    monkeypatch.setattr(time, "time", lambda: later)
+    with CaptureQueriesContext(connection) as queries:
+        main_part(client_logged_in, url)
+    assert records_read(queries), "a body built before the index could be rebuilt was served"
