@@ -11,7 +11,7 @@ from django.urls import reverse
 from lesions import presentation
 from tests.factories import LesionFactory, analysed
 from tests.lesions.test_page_cache import main_part
-from tests.lesions.test_worklist_cache_sessions import backend_pid, rename_elsewhere
+from tests.lesions.test_worklist_cache_sessions import backend_pid, rename_elsewhere, rename_while_rendering
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -52,15 +52,7 @@ def test_a_write_committed_while_the_part_is_built_shows_on_the_next_request(cli
                                                                                monkeypatch):
     url = reverse(page, args=[scored.pk if page == "lesion_case" else scored.patient_id])
     render = presentation.render_to_string
-    pid = backend_pid(connection.connection)
-
-    def render_then_write(*args, **kwargs):
-        html = render(*args, **kwargs)
-        if "Scored mole" in html:
-            rename_elsewhere(scored, "Renamed while building", away_from_pid=pid)
-        return html
-
-    monkeypatch.setattr(presentation, "render_to_string", render_then_write)
+    rename_while_rendering(monkeypatch, scored, "Scored mole")
     assert "Scored mole" in main_part(client_logged_in, url)
     monkeypatch.setattr(presentation, "render_to_string", render)
     assert "Renamed while building" in main_part(client_logged_in, url)

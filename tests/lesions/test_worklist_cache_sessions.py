@@ -135,6 +135,21 @@ def rename_elsewhere(lesion: Lesion, label: str, *, away_from_pid: int) -> None:
         other.commit()
 
 
+def rename_while_rendering(monkeypatch, lesion: Lesion, shown: str) -> None:
+    """Each time a cached part is rendered showing ``shown``, rename ``lesion`` from another session
+    (committed) before the part is stored: after the records were read, before the cache write."""
+    render = presentation.render_to_string
+    pid = backend_pid(connection.connection)
+
+    def render_then_write(*args, **kwargs):
+        html = render(*args, **kwargs)
+        if shown in html:
+            rename_elsewhere(lesion, "Renamed while building", away_from_pid=pid)
+        return html
+
+    monkeypatch.setattr(presentation, "render_to_string", render_then_write)
+
+
 def test_a_write_committed_by_another_session_shows_on_the_next_page(client_logged_in, due):
     assert "Due mole" in worklist_part(client_logged_in)  # now cached
     rename_elsewhere(due, "Renamed elsewhere", away_from_pid=backend_pid(connection.connection))
@@ -144,16 +159,7 @@ def test_a_write_committed_by_another_session_shows_on_the_next_page(client_logg
 def test_a_write_committed_while_the_page_is_built_shows_on_the_next_page(client_logged_in, due, monkeypatch):
     """A write that commits after the records were read but before the page is cached: the page
     must be cached under the generation from before the write, so the next request rebuilds it."""
-    render = presentation.render_to_string
-    pid = backend_pid(connection.connection)
-
-    def render_then_write(*args, **kwargs):
-        html = render(*args, **kwargs)
-        if "Due mole" in html:
-            rename_elsewhere(due, "Renamed while building", away_from_pid=pid)
-        return html
-
-    monkeypatch.setattr(presentation, "render_to_string", render_then_write)
+    rename_while_rendering(monkeypatch, due, "Due mole")
     assert "Due mole" in worklist_part(client_logged_in)
     assert "Renamed while building" in worklist_part(client_logged_in)
 

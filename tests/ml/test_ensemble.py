@@ -21,6 +21,7 @@ from ml.ensemble import add_member
 from ml.inference import DEFAULT_MODELS_DIR, Analyzer, ModelFileMismatch
 from ml.preprocessing import center_crop_box, crop_resize, lesion_crop_box, shades_of_gray
 from ml.synthetic import synthetic_capture
+from tests.ml.test_model_integrity import assert_worker_refuses
 
 CALIBRATOR = {"slope": 0.7, "intercept": -0.3, "method": "platt", "fitted_on": "val"}
 
@@ -176,17 +177,8 @@ def test_a_member_swapped_with_its_json_is_refused(ensemble_dir, model_pair):
 
 
 def test_the_worker_logs_a_tampered_member_and_does_not_start(ensemble_dir, settings, caplog, monkeypatch):
-    import logging
-
-    from lesions import worker
-
     (ensemble_dir / "classifier_small.keras").write_bytes(b"not a model")
-    settings.ML_MODELS_DIR = ensemble_dir
-    monkeypatch.setattr(worker, "_analyzer", None)
-    with caplog.at_level(logging.CRITICAL, logger="lesions.worker"), pytest.raises(ModelFileMismatch):
-        worker.load_analyzer()
-    assert any("refusing to load the models" in r.getMessage() and "classifier_small.keras" in r.getMessage()
-               for r in caplog.records)
+    assert_worker_refuses(ensemble_dir, "classifier_small.keras", settings, caplog, monkeypatch)
 
 
 def test_ensemble_add_refuses_a_source_that_does_not_match_its_json(model_pair, tmp_path, capsys):

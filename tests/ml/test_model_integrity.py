@@ -46,16 +46,21 @@ def test_a_manifest_without_a_hash_is_refused(models_copy):
         verify_model_file(models_copy, meta)
 
 
-def test_the_worker_logs_a_clear_line_and_does_not_start(models_copy, settings, caplog, monkeypatch):
+def assert_worker_refuses(models_dir, file_name: str, settings, caplog, monkeypatch) -> None:
+    """A worker pointed at ``models_dir`` does not start and logs one clear line naming ``file_name``."""
     from lesions import worker
 
+    settings.ML_MODELS_DIR = models_dir
+    monkeypatch.setattr(worker, "_analyzer", None)
+    with caplog.at_level(logging.CRITICAL, logger="lesions.worker"), pytest.raises(ModelFileMismatch):
+        worker.load_analyzer()
+    assert any("refusing to load the models" in r.getMessage() and file_name in r.getMessage()
+               for r in caplog.records)
+
+
+def test_the_worker_logs_a_clear_line_and_does_not_start(models_copy, settings, caplog, monkeypatch):
     meta_path = models_copy / "segmenter.json"
     meta = json.loads(meta_path.read_text())
     meta["sha256"] = "0" * 64
     meta_path.write_text(json.dumps(meta))
-    settings.ML_MODELS_DIR = models_copy
-    monkeypatch.setattr(worker, "_analyzer", None)
-    with caplog.at_level(logging.CRITICAL, logger="lesions.worker"), pytest.raises(ModelFileMismatch):
-        worker.load_analyzer()
-    assert any("refusing to load the models" in r.getMessage() and "segmenter.keras" in r.getMessage()
-               for r in caplog.records)
+    assert_worker_refuses(models_copy, "segmenter.keras", settings, caplog, monkeypatch)
