@@ -326,24 +326,20 @@ WORKLIST_SECTIONS_TEMPLATE = "lesions/_worklist_sections.html"
 def worklist_html(clinic_id: int, today: date) -> SafeString:
     """The worklist's counts and sections for one clinic on one day, rendered.
 
-    Kept in this process's fragment cache with the clinic's data generation, which every write to
-    the clinic's records advances (clinic.models.DataGeneration, kept by database triggers): a
+    Kept in this process's page-part cache (_cached_part) under the clinic's data generation,
+    which every write to the clinic's records advances (clinic.models.DataGeneration, kept by database triggers): a
     page is served from the cache only while that generation is unchanged, so a new analysis,
     assessment, result or deletion shows on the next request. The day is in the key because what
     is due or overdue moves with it. One entry per clinic and day, replaced on each change.
     """
-    generation = data_generation(clinic_id)  # before the records: see data_generation
-    fragments = caches["template_fragments"]
-    key = f"worklist:{clinic_id}:{today.isoformat()}"
-    if generation is not None:
-        cached = fragments.get(key)
-        if cached is not None and cached[0] == generation:
-            return mark_safe(cached[1])  # noqa: S308 - our own template's output, escaped there
-    html = render_to_string(WORKLIST_SECTIONS_TEMPLATE, {
-        "clinic_id": clinic_id, "sections": selectors.worklist(clinic_id, today), "due_within_days": DUE_WITHIN_DAYS})
-    if generation is not None:
-        fragments.set(key, (generation, html), 24 * 3600)
-    return mark_safe(html)  # noqa: S308 - as above
+    stamp = (data_generation(clinic_id),)  # before the records: see data_generation
+
+    def build() -> str:
+        return render_to_string(WORKLIST_SECTIONS_TEMPLATE, {
+            "clinic_id": clinic_id, "sections": selectors.worklist(clinic_id, today),
+            "due_within_days": DUE_WITHIN_DAYS})
+
+    return mark_safe(_cached_part(f"worklist:{clinic_id}:{today.isoformat()}", stamp, build))  # noqa: S308 - our own template's output, escaped there
 
 
 CASE_BODY_TEMPLATE = "lesions/_case_body.html"

@@ -102,7 +102,7 @@ CACHES = {
     "template_fragments": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "fragments",
                            "OPTIONS": {"MAX_ENTRIES": env.int("FRAGMENT_CACHE_ENTRIES", default=20_000)}},
     # Whole rendered parts of the case and patient pages, kept under the clinic's data generation
-    # (lesions.presentation.case_body_html, patient_lesions_html). Apart from the small fragments
+    # (lesions.presentation.worklist_html, case_body_html, patient_lesions_html). Apart from the small fragments
     # above: an entry can be 100 KB (a case with 20 captures), so fewer are kept; the least
     # recently used go first.
     "page_parts": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "page-parts",

@@ -41,7 +41,7 @@ def worklist_part(client, **params) -> str:
 
 
 def uncached_part(client, **params) -> str:
-    caches["template_fragments"].clear()
+    caches["page_parts"].clear()
     return worklist_part(client, **params)
 
 
