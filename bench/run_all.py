@@ -8,7 +8,8 @@ Environment:
   CELERY_BROKER_URL   default redis://127.0.0.1:6379/14
   BENCH_DATA          dataset folder with images/ (default ../shared/data/lesions-dev; synthetic images without it)
   BENCH_GROWTH        clinic sizes for the growth table (default "0.1,1"; "0.1,1,10" for 2 million captures)
-  BENCH_SWEEP         gunicorn settings to compare on the case page (default "2x4 3x4 4x2 6x1"; empty to skip)
+  BENCH_SWEEP         gunicorn settings to compare on the growth pages (default "2x4 3x4 4x2 6x1"; empty to skip)
+  BENCH_REPEAT        wrk runs per page and number of users (default 1); the run with the median p95 is reported
   BENCH_STAGES        which stages to run (default "inference pipeline web similar growth sweep"); the summary
                       is always rebuilt from whatever bench-results/ holds
 Each stage exits non-zero on a failed request or analysis, and so does this script.
@@ -72,6 +73,7 @@ def main() -> int:
     data = os.environ.get("BENCH_DATA", str(REPO.parent / "shared" / "data" / "lesions-dev"))
     growth = [float(x) for x in os.environ.get("BENCH_GROWTH", "0.1,1").split(",") if x]
     sweep = os.environ.get("BENCH_SWEEP", "2x4 3x4 4x2 6x1").split()
+    repeat = ["--repeat", os.environ.get("BENCH_REPEAT", "1")]
     env = {**os.environ, "DATABASE_URL": base_url,
            "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/14"),
            "DJANGO_SETTINGS_MODULE": "config.settings.dev"}
@@ -92,16 +94,16 @@ def main() -> int:
     if "pipeline" in stages:
         stage("pipeline", [py, "manage.py", "bench_pipeline", "--data", data, "--out", str(OUT / "pipeline.json")], env)
     if "web" in stages:
-        stage("web", [py, "manage.py", "bench_web", "--out", str(OUT / "web.json")], env)
+        stage("web", [py, "manage.py", "bench_web", *repeat, "--out", str(OUT / "web.json")], env)
     if "similar" in stages:
         stage("similar", [py, "bench/similar_search.py", "--out", str(OUT / "similar.json")], env)
     if "sweep" in stages and sweep:
-        stage("sweep", [py, "manage.py", "bench_web", "--sweep", *sweep, "--out", str(OUT / "gunicorn.json")], env)
+        stage("sweep", [py, "manage.py", "bench_web", *repeat, "--sweep", *sweep, "--out", str(OUT / "gunicorn.json")], env)
     if "growth" in stages:
         for scale in growth:
             scale_env = {**env, "DATABASE_URL": scale_url(base_url, scale)}
             seeding[str(scale)] = seeded_clinic(py, scale_env, scale, data)
-            stage(f"growth {scale}x", [py, "manage.py", "bench_web", "--only", *growth_endpoints(),
+            stage(f"growth {scale}x", [py, "manage.py", "bench_web", *repeat, "--only", *growth_endpoints(),
                                       "--concurrency", "10", "50", "--out", str(OUT / f"growth-{scale}.json")], scale_env)
         previous = json.loads((OUT / "seeding.json").read_text()) if (OUT / "seeding.json").exists() else {}
         (OUT / "seeding.json").write_text(json.dumps({**previous, **{k: v for k, v in seeding.items() if v}}, indent=2))

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -9,6 +8,7 @@ from django.urls import reverse
 from clinic import audit, searches, selectors, services
 from clinic.forms import PatientForm, PatientSearchForm
 from clinic.models import AuditEvent
+from clinic.paging import CappedPaginator
 
 PATIENTS_PER_PAGE = 25
 
@@ -22,10 +22,12 @@ def patient_list(request: HttpRequest) -> HttpResponse:
             if not query:
                 return redirect("patient_list")
             clinic_ids = selectors.clinic_ids_for(request.user)
+            matched = selectors.count_up_to(selectors.patients_for(request.user, query), selectors.SEARCH_MATCH_CAP)
+            counted = ({"results": selectors.SEARCH_MATCH_CAP, "results_capped": True}
+                       if matched > selectors.SEARCH_MATCH_CAP else {"results": matched})
             audit.record(request=request, user=request.user, action=AuditEvent.Action.SEARCH,
                          object_type="Patient", clinic_id=clinic_ids[0] if len(clinic_ids) == 1 else None,
-                         detail={"results": selectors.patients_for(request.user, query).count(),
-                                 "query_hmac": audit.search_digest(query)})
+                         detail={**counted, "query_hmac": audit.search_digest(query)})
             return redirect(f"{reverse('patient_list')}?s={searches.remember(request, query)}")
         return render(request, "clinic/patient_list.html", {"form": form, "page": None}, status=400)
     token = request.GET.get("s", "")
@@ -33,7 +35,8 @@ def patient_list(request: HttpRequest) -> HttpResponse:
     if query is None:
         messages.info(request, "That search has expired; please search again.")
         return redirect("patient_list")
-    page = Paginator(selectors.patients_for(request.user, query), PATIENTS_PER_PAGE).get_page(request.GET.get("page"))
+    page = (CappedPaginator(selectors.patients_for(request.user, query), PATIENTS_PER_PAGE, selectors.SEARCH_MATCH_CAP)
+            .get_page(request.GET.get("page")))
     page.object_list = selectors.with_lesion_counts(list(page.object_list))
     form = PatientSearchForm(initial={"q": query})
     return render(request, "clinic/patient_list.html", {"page": page, "form": form, "query": query, "token": token})

@@ -70,3 +70,112 @@ def test_patients_with_the_same_name_are_listed_by_id_whatever_the_plan(clinicia
         cursor.execute("SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off; "
                        "SET LOCAL enable_indexonlyscan = off")
     assert [p.pk for p in patients_for(clinician)] == [first.pk, second.pk]
+
+
+# A capped count: a common name in a large clinic is counted only up to SEARCH_MATCH_CAP ------------
+
+@pytest.fixture
+def six_smiths(clinic, other_clinic):
+    for n in range(6):
+        PatientFactory(clinic=clinic, identifier=f"S-{n}", name=f"Smith {chr(ord('F') - n)}")
+    PatientFactory(clinic=other_clinic, identifier="S-X", name="Smith Elsewhere")
+
+
+@pytest.mark.parametrize(("cap", "counted"), [(2, 3), (5, 6), (6, 6), (50, 6)])
+def test_count_up_to_stops_one_past_the_cap(clinician, six_smiths, cap, counted):
+    from django.test.utils import CaptureQueriesContext
+
+    from clinic.selectors import count_up_to
+
+    smiths = patients_for(clinician, "smith")  # reads the user's clinics: not the query looked at below
+    with CaptureQueriesContext(connection) as queries:
+        assert count_up_to(smiths, cap) == counted
+    (query,) = queries.captured_queries
+    assert f"LIMIT {cap + 1}" in query["sql"], query["sql"]  # the database reads no further
+
+
+def search_page(client, query: str, page: int | None = None) -> str:
+    from django.urls import reverse
+
+    response = client.post(reverse("patient_list"), {"q": query})
+    url = response.url + (f"&page={page}" if page else "")
+    return client.get(url).content.decode()
+
+
+def test_a_search_past_the_cap_lists_the_first_by_name_and_asks_to_narrow_it(
+        client_logged_in, six_smiths, monkeypatch):
+    import clinic.selectors
+    import clinic.views
+
+    monkeypatch.setattr(clinic.selectors, "SEARCH_MATCH_CAP", 4)
+    monkeypatch.setattr(clinic.views, "PATIENTS_PER_PAGE", 3)
+    first = search_page(client_logged_in, "smith")
+    assert "More than 4 patients match “smith”" in first and "Add a first name or an identifier" in first
+    assert "Page 1 of 2" in first
+    assert [n for n in "ABCDEF" if f"Smith {n}<" in first] == ["A", "B", "C"]
+    second = search_page(client_logged_in, "smith", page=2)
+    assert [n for n in "ABCDEF" if f"Smith {n}<" in second] == ["D"]
+    assert "Page 2 of 2" in second and ">Next</a>" not in second
+    beyond = search_page(client_logged_in, "smith", page=3)  # past the cap: the last page, not an error
+    assert [n for n in "ABCDEF" if f"Smith {n}<" in beyond] == ["D"]
+
+
+def test_a_search_within_the_cap_is_counted_whole_and_says_nothing_more(client_logged_in, six_smiths, monkeypatch):
+    import clinic.selectors
+    import clinic.views
+
+    monkeypatch.setattr(clinic.selectors, "SEARCH_MATCH_CAP", 6)
+    monkeypatch.setattr(clinic.views, "PATIENTS_PER_PAGE", 3)
+    first = search_page(client_logged_in, "smith")
+    assert "More than" not in first and "Page 1 of 2" in first
+    assert [n for n in "ABCDEF" if f"Smith {n}<" in search_page(client_logged_in, "smith", page=2)] == ["D", "E", "F"]
+
+
+def test_the_unsearched_list_of_a_large_clinic_is_capped_too(client_logged_in, six_smiths, monkeypatch):
+    import clinic.selectors
+
+    monkeypatch.setattr(clinic.selectors, "SEARCH_MATCH_CAP", 5)
+    from django.urls import reverse
+
+    content = client_logged_in.get(reverse("patient_list")).content.decode()
+    assert "More than 5 patients are in your clinics" in content and "Search by name or identifier" in content
+
+
+def test_the_audit_row_of_a_search_past_the_cap_says_so(client_logged_in, six_smiths, monkeypatch):
+    import clinic.selectors
+    from clinic.models import AuditEvent
+
+    monkeypatch.setattr(clinic.selectors, "SEARCH_MATCH_CAP", 4)
+    search_page(client_logged_in, "smith")
+    search_page(client_logged_in, "smith a")
+    capped, single = AuditEvent.objects.filter(action="search").order_by("id")
+    assert capped.detail["results"] == 4 and capped.detail["results_capped"] is True
+    assert single.detail["results"] == 1 and "results_capped" not in single.detail
+
+
+def test_a_common_names_first_page_walks_the_name_index_and_a_rare_one_the_trigram_index(clinician, clinic):
+    """The cost of a common name's first page must not grow with its matches: the planner has to see
+    that "Smith" is common (migration 0008: the expression's larger statistics sample, the exact
+    condition as one function) and then read the (clinic, name, id) index until a page is full."""
+    import random
+
+    from clinic.models import Patient
+
+    if connection.vendor != "postgresql":
+        pytest.skip("[needs-service] the plans are PostgreSQL's")
+    rng = random.Random(15)
+    surnames = ["Smith"] * 6 + ["Jones", "Brown", "Patel", "Evans"] * 9  # Smith: one in seven
+    Patient.objects.bulk_create(
+        Patient(clinic=clinic, identifier=f"P{n:05d}", name=f"{rng.choice(['Ada', 'Ben', 'Cy'])} {rng.choice(surnames)}")
+        for n in range(4000))
+    Patient.objects.bulk_create([Patient(clinic=clinic, identifier="Q-1", name="Ivy Quenneville")])
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE clinic_patient")
+    common = patients_for(clinician, "smith")[:25].explain()
+    rare = patients_for(clinician, "quenneville")[:25].explain()
+    assert "patient_clinic_name" in common and "patient_search_trgm" not in common, common
+    assert "patient_search_trgm" in rare, rare
+    assert [p.name for p in patients_for(clinician, "quenneville")] == ["Ivy Quenneville"]
+    first_page = list(patients_for(clinician, "smith")[:25])
+    assert first_page == sorted(first_page, key=lambda p: (p.name, p.pk)) and len(first_page) == 25
+    assert all("SMITH" in p.name.upper() for p in first_page)
