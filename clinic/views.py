@@ -22,9 +22,9 @@ def patient_list(request: HttpRequest) -> HttpResponse:
             if not query:
                 return redirect("patient_list")
             clinic_ids = selectors.clinic_ids_for(request.user)
-            matched = selectors.count_up_to(selectors.patients_for(request.user, query), selectors.SEARCH_MATCH_CAP)
-            counted = ({"results": selectors.SEARCH_MATCH_CAP, "results_capped": True}
-                       if matched > selectors.SEARCH_MATCH_CAP else {"results": matched})
+            search = selectors.patient_search(request.user, query)
+            # Past the cap the count stops: "results" is then the cap, and "results_capped" says more matched.
+            counted = {"results": search.cap, "results_capped": True} if search.more else {"results": search.matched}
             audit.record(request=request, user=request.user, action=AuditEvent.Action.SEARCH,
                          object_type="Patient", clinic_id=clinic_ids[0] if len(clinic_ids) == 1 else None,
                          detail={**counted, "query_hmac": audit.search_digest(query)})
@@ -35,7 +35,8 @@ def patient_list(request: HttpRequest) -> HttpResponse:
     if query is None:
         messages.info(request, "That search has expired; please search again.")
         return redirect("patient_list")
-    page = (CappedPaginator(selectors.patients_for(request.user, query), PATIENTS_PER_PAGE, selectors.SEARCH_MATCH_CAP)
+    search = selectors.patient_search(request.user, query)
+    page = (CappedPaginator(search.patients, PATIENTS_PER_PAGE, cap=search.cap, counted=search.matched)
             .get_page(request.GET.get("page")))
     page.object_list = selectors.with_lesion_counts(list(page.object_list))
     form = PatientSearchForm(initial={"q": query})
