@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import requests
@@ -202,7 +203,8 @@ class Command(BaseCommand):
             raise CommandError(f"patient search for {term!r} answered {response.status_code} ({location or 'no redirect'})")
         return location.removeprefix(base)
 
-    def _timed(self, base: str, cookie: str, name: str, path: str, concurrency, duration: int, repeat: int) -> dict:
+    def _timed(self, base: str, cookie: str, name: str, path: str, concurrency: Iterable[int], duration: int,
+               repeat: int) -> dict:
         """One page checked once, then timed at each number of users."""
         if path.startswith(POSTED_SEARCH):
             path = self._posted_search(base, cookie, path.removeprefix(POSTED_SEARCH))
@@ -289,16 +291,16 @@ class Command(BaseCommand):
         return "\n".join(lines) + "\n"
 
     def _sweep_markdown(self, results: dict) -> str:
-        settings_ = list(results["sweep"])
+        setups = list(results["sweep"])
         lines = [f"## gunicorn settings: p95 ms at 10 / 50 users ({results['machine']['cores']} cores, "
                  f"{results['rows']['captures']} captures; gthread workers)", "",
-                 "| page | " + " | ".join(f"{s} (workers × threads)" for s in settings_) + " |",
-                 "|---|" + "---|" * len(settings_)]
+                 "| page | " + " | ".join(f"{s} (workers × threads)" for s in setups) + " |",
+                 "|---|" + "---|" * len(setups)]
         for name in GROWTH_ENDPOINTS:
-            if any(name not in results["sweep"][setting] for setting in settings_):
+            if any(name not in results["sweep"][setting] for setting in setups):
                 continue  # not built (the worklist hook)
             cells = []
-            for setting in settings_:
+            for setting in setups:
                 by = results["sweep"][setting][name]["by_users"]
                 cells.append(" / ".join(("**ERROR** " if by[c]["errors"] else "") + f"{by[c]['p95_ms']:.0f}"
                                         for c in ("10", "50")))
