@@ -1,4 +1,4 @@
-"""A paginator whose count stops at a cap, for lists that grow with the clinic."""
+"""A paginator told its count, for lists whose count stops at a cap."""
 
 from __future__ import annotations
 
@@ -6,13 +6,10 @@ from django.core.paginator import Paginator
 from django.db.models import QuerySet
 
 
-class CappedPaginator(Paginator):
-    """Pages over at most `cap` rows, given how many match counted up to cap + 1 (as
-    clinic.selectors.count_up_to counts); `more` says that further rows match beyond them.
-    Django's Paginator counts every row on each page view."""
+class CountedPaginator(Paginator):
+    """A Paginator given how many rows to page over (a capped count: clinic.selectors.count_up_to),
+    so that it does not count every row again, as Django's Paginator does on each page view."""
 
-    def __init__(self, object_list: QuerySet, per_page: int, *, cap: int, counted: int) -> None:
+    def __init__(self, object_list: QuerySet, per_page: int, *, count: int) -> None:
         super().__init__(object_list, per_page)
-        self.cap = cap
-        self.count = min(counted, cap)  # Paginator.count is a cached_property: set, it is not counted again
-        self.more = counted > cap
+        self.count = count  # Paginator.count is a cached_property: set here, it is never computed

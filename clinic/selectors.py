@@ -105,11 +105,16 @@ def patients_for(user: AbstractBaseUser, query: str = "", *, common_name: bool =
 SEARCH_MATCH_CAP = 500
 
 
+def capped_rows(queryset: QuerySet, cap: int) -> QuerySet:
+    """The first cap + 1 rows' keys, in no order: what count_up_to counts."""
+    return queryset.order_by().values("pk")[: cap + 1]
+
+
 def count_up_to(queryset: QuerySet, cap: int) -> int:
     """The number of rows, but no more than cap + 1 (one more tells that the cap was passed). The
     database stops fetching rows after that many; an index it reads them through (the trigram
     index's bitmap) may still list every match, which costs far less than fetching them."""
-    return queryset.order_by()[: cap + 1].count()
+    return capped_rows(queryset, cap).count()
 
 
 @dataclass(frozen=True)
@@ -124,6 +129,11 @@ class PatientSearch:
     def more(self) -> bool:
         """More than `cap` patients match."""
         return self.matched > self.cap
+
+    @property
+    def listed(self) -> int:
+        """How many of them the list offers: all, or the first `cap`."""
+        return min(self.matched, self.cap)
 
 
 def patient_search(user: AbstractBaseUser, query: str, cap: int | None = None) -> PatientSearch:

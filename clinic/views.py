@@ -8,7 +8,7 @@ from django.urls import reverse
 from clinic import audit, searches, selectors, services
 from clinic.forms import PatientForm, PatientSearchForm
 from clinic.models import AuditEvent
-from clinic.paging import CappedPaginator
+from clinic.paging import CountedPaginator
 
 PATIENTS_PER_PAGE = 25
 
@@ -24,10 +24,10 @@ def patient_list(request: HttpRequest) -> HttpResponse:
             clinic_ids = selectors.clinic_ids_for(request.user)
             search = selectors.patient_search(request.user, query)
             # Past the cap the count stops: "results" is then the cap, and "results_capped" says more matched.
-            counted = {"results": search.cap, "results_capped": True} if search.more else {"results": search.matched}
+            capped = {"results_capped": True} if search.more else {}
             audit.record(request=request, user=request.user, action=AuditEvent.Action.SEARCH,
                          object_type="Patient", clinic_id=clinic_ids[0] if len(clinic_ids) == 1 else None,
-                         detail={**counted, "query_hmac": audit.search_digest(query)})
+                         detail={"results": search.listed, **capped, "query_hmac": audit.search_digest(query)})
             return redirect(f"{reverse('patient_list')}?s={searches.remember(request, query)}")
         return render(request, "clinic/patient_list.html", {"form": form, "page": None}, status=400)
     token = request.GET.get("s", "")
@@ -36,11 +36,11 @@ def patient_list(request: HttpRequest) -> HttpResponse:
         messages.info(request, "That search has expired; please search again.")
         return redirect("patient_list")
     search = selectors.patient_search(request.user, query)
-    page = (CappedPaginator(search.patients, PATIENTS_PER_PAGE, cap=search.cap, counted=search.matched)
-            .get_page(request.GET.get("page")))
+    page = CountedPaginator(search.patients, PATIENTS_PER_PAGE, count=search.listed).get_page(request.GET.get("page"))
     page.object_list = selectors.with_lesion_counts(list(page.object_list))
     form = PatientSearchForm(initial={"q": query})
-    return render(request, "clinic/patient_list.html", {"page": page, "form": form, "query": query, "token": token})
+    return render(request, "clinic/patient_list.html",
+                  {"page": page, "search": search, "form": form, "query": query, "token": token})
 
 
 def patient_create(request: HttpRequest) -> HttpResponse:

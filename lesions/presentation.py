@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
+from clinic.models import Patient
 from clinic.selectors import data_generation
 from lesions import notes, selectors, stage_note
 from lesions.body_map import Marker, render_inline_svg
@@ -409,7 +410,7 @@ def case_body_html(lesion: Lesion, csrf_token: str) -> SafeString:
     return mark_safe(html.replace(_CSRF_INPUT.format(_CSRF_STAND_IN), format_html(_CSRF_INPUT, csrf_token)))  # noqa: S308 - our own template's output, escaped there
 
 
-def patient_lesions_html(patient) -> SafeString:
+def patient_lesions_html(patient: Patient) -> SafeString:
     """The patient page's lesions table and body map, rendered from the saved rows: cached per
     process (see _cached_part) under the clinic's data generation and the day (recall badges).
     The patient's own details above it are rendered on every request from the row just read."""

@@ -10,7 +10,7 @@ from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, 
 from django.shortcuts import get_object_or_404
 
 from clinic.models import Patient
-from clinic.selectors import clinic_ids_for
+from clinic.selectors import clinic_ids_for, count_up_to
 from lesions.models import NEWEST_FIRST, Analysis, Capture, Histopathology, Lesion
 from lesions.recalls import due_cutoff, recall_state
 
@@ -120,7 +120,7 @@ def _current_analyses(clinic_id: int) -> QuerySet[Analysis]:
 def _section(key: str, title: str, empty: str, queryset: QuerySet, limit: int) -> WorklistSection:
     # Counting stops at COUNT_CAP rows: "1000+" tells a clinician as much as an exact 183,212 and
     # costs a bounded scan instead of the whole clinic's history.
-    count = queryset.order_by().values("pk")[:COUNT_CAP + 1].count()
+    count = count_up_to(queryset, COUNT_CAP)
     return WorklistSection(key, title, empty, min(count, COUNT_CAP), list(queryset[:limit]), count > COUNT_CAP)
 
 

@@ -30,7 +30,7 @@ from django.urls import NoReverseMatch, reverse
 from bench.report import GROWTH_ENDPOINTS, machine_description
 from bench.seeding import COMMON_SURNAME, RARE_SURNAME, SHOWCASE_IDENTIFIER, showcase_lesions
 from clinic.models import Patient
-from clinic.selectors import patient_search, patients_for
+from clinic.selectors import capped_rows, patient_search, patients_for
 from lesions.models import Capture, Lesion
 
 REPO = Path(settings.BASE_DIR)
@@ -143,7 +143,7 @@ class Command(BaseCommand):
         for label, term in (("common name", COMMON_SURNAME), ("rare name", RARE_SURNAME)):
             search = patient_search(user, term)  # as the page reads it: the capped count, then the first page
             plans[f"patient search, {label} ({term}): count up to {search.cap + 1}"] = (
-                patients_for(user, term).order_by().values("pk")[: search.cap + 1].explain(analyze=True))
+                capped_rows(patients_for(user, term), search.cap).explain(analyze=True))
             plans[f"patient search, {label} ({term}): first page"] = search.patients[:25].explain(analyze=True)
         return plans
 
