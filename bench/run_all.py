@@ -166,7 +166,8 @@ def markdown(c: dict) -> str:
              ""]
     if "inference" in c:
         inf = c["inference"]
-        lines += [f"## Inference (per image, ms; device {inf.get('device')}, models {inf.get('models')})", "",
+        lines += [f"## Inference (per image, ms; device {inf.get('device')}, runtime {inf.get('runtime', 'tensorflow')}, "
+                  f"models {inf.get('models')})", "",
                   "| batch | stage | median | p95 |", "|---|---|---|---|"]
         for batch, stages in inf["batches"].items():
             for stage, s in stages.items():

@@ -13,7 +13,7 @@ from django.http import HttpRequest
 from clinic.client_address import client_ip
 from clinic.models import ApiToken, AuditEvent
 
-__all__ = ["client_ip", "record", "search_digest"]
+__all__ = ["client_ip", "record", "record_search", "search_digest"]
 
 
 def record(*, request: HttpRequest | None, user: Any, action: str, obj: Any = None, clinic_id: int | None,
@@ -35,6 +35,16 @@ def record(*, request: HttpRequest | None, user: Any, action: str, obj: Any = No
         ip_address=client_ip(request),
         detail=detail or {},
     )
+
+
+def record_search(*, request: HttpRequest, user: Any, clinic_id: int | None, query: str, listed: int,
+                  capped: bool) -> AuditEvent:
+    """A patient search, on the page or over the API: how many patients it listed and a digest of
+    what was typed (search_digest). Past the cap the count stops: `results` is then the cap, and
+    `results_capped` says that more matched."""
+    detail = {"results": listed, **({"results_capped": True} if capped else {}), "query_hmac": search_digest(query)}
+    return record(request=request, user=user, action=AuditEvent.Action.SEARCH, object_type="Patient",
+                  clinic_id=clinic_id, detail=detail)
 
 
 def search_digest(query: str) -> str:

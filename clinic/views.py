@@ -23,11 +23,9 @@ def patient_list(request: HttpRequest) -> HttpResponse:
                 return redirect("patient_list")
             clinic_ids = selectors.clinic_ids_for(request.user)
             search = selectors.patient_search(request.user, query)
-            # Past the cap the count stops: "results" is then the cap, and "results_capped" says more matched.
-            capped = {"results_capped": True} if search.more else {}
-            audit.record(request=request, user=request.user, action=AuditEvent.Action.SEARCH,
-                         object_type="Patient", clinic_id=clinic_ids[0] if len(clinic_ids) == 1 else None,
-                         detail={"results": search.listed, **capped, "query_hmac": audit.search_digest(query)})
+            audit.record_search(request=request, user=request.user,
+                                clinic_id=clinic_ids[0] if len(clinic_ids) == 1 else None, query=query,
+                                listed=search.listed, capped=search.more)
             return redirect(f"{reverse('patient_list')}?s={searches.remember(request, query)}")
         return render(request, "clinic/patient_list.html", {"form": form, "page": None}, status=400)
     token = request.GET.get("s", "")

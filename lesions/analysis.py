@@ -208,7 +208,7 @@ def run_analysis(*, analysis_id: int, analyzer: Any, worker: str) -> Analysis | 
             fresh.status = Analysis.Status.DONE
             fresh.finished_at = timezone.now()
             fresh.error = ""
-            fresh.device = analyzer.device
+            fresh.device = analyzer.device_description
             fresh.segmenter_name = f"{analyzer.names[0]} {analyzer.model_manifest.segmenter.version}"
             fresh.classifier_name = f"{analyzer.names[1]} {analyzer.model_manifest.classifier.version}"
             fresh.probability = result.probability

@@ -41,8 +41,9 @@ def load_analyzer() -> Analyzer | BatchingAnalyzer:
             except ModelFileMismatch as exc:
                 logger.critical("refusing to load the models in %s: %s", settings.ML_MODELS_DIR, exc)
                 raise
-            logger.info("models loaded version=%s device=%s segmenter=%s classifier=%s pid=%s batch=%s",
-                        analyzer.version, analyzer.device, *analyzer.names, os.getpid(), settings.ANALYSIS_BATCH_SIZE)
+            logger.info("models loaded version=%s device=%s runtime=%s segmenter=%s classifier=%s pid=%s batch=%s",
+                        analyzer.version, analyzer.device, analyzer.runtime, *analyzer.names, os.getpid(),
+                        settings.ANALYSIS_BATCH_SIZE)
             if settings.ANALYSIS_BATCH_SIZE > 1:
                 _analyzer = BatchingAnalyzer(analyzer, max_batch=settings.ANALYSIS_BATCH_SIZE,
                                              max_wait_s=settings.ANALYSIS_BATCH_WAIT_MS / 1000,

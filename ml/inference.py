@@ -15,7 +15,9 @@ with the ensemble.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -23,11 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ml import tflite_runtime
 from ml.contracts import DEFAULT_MODELS_DIR, FeatureRecord, ModelsMissing, read_model_manifest
 from ml.features import measure
 from ml.postprocess import heatmap_overlay, overlay_outline, postprocess_mask, resize_probability
 from ml.preprocessing import apply_mask, center_crop_box, crop_resize, lesion_crop_box, resize_image, shades_of_gray
 from ml.score_calibration import PlattScaling, mean_logit
+
+logger = logging.getLogger("ml.inference")
 
 __all__ = ["DEFAULT_MODELS_DIR", "Analyzer", "ImageAnalysis", "ModelsMissing", "read_manifest"]
 
@@ -132,6 +137,7 @@ class EnsembleMember:
     model: object  # keras.Model
     input: ClassifierInput
     predict: object  # compiled call of the model
+    sha256: str = ""  # of its file, as its JSON pins it
 
     def raw_scores(self, images: list[np.ndarray], masks: list[np.ndarray]) -> np.ndarray:
         """The member's uncalibrated output per image, averaged over its own test-time flips."""
@@ -172,13 +178,63 @@ class ModelOutputs:
     embeddings: list[np.ndarray | None] = field(default_factory=list)
 
 
+def _threads() -> int | None:
+    """ML_THREADS, the CPU threads each worker process gives the models; None where unset."""
+    raw = os.environ.get("ML_THREADS", "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"ML_THREADS={raw!r}: expected a whole number of at least 1")
+    return int(raw)
+
+
 def _configure_threads() -> None:
-    threads = os.environ.get("ML_THREADS")
+    threads = _threads()
     if threads:
         import tensorflow as tf
 
-        tf.config.threading.set_intra_op_parallelism_threads(int(threads))
-        tf.config.threading.set_inter_op_parallelism_threads(int(threads))
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+RUNTIMES = ("auto", "tensorflow", "tflite")
+RUNTIME_NAMES = {"tensorflow": "TensorFlow", "tflite": "LiteRT"}
+
+
+def runtime_wanted(*, gpu: bool) -> str:
+    """What runs the models: ML_RUNTIME, where "auto" (the default) is TensorFlow Lite's CPU
+    kernels without a GPU and TensorFlow with one."""
+    wanted = os.environ.get("ML_RUNTIME", "auto").strip().lower() or "auto"
+    if wanted not in RUNTIMES:
+        raise ValueError(f"ML_RUNTIME={wanted!r}: expected one of {', '.join(RUNTIMES)}")
+    if wanted == "auto":
+        return "tensorflow" if gpu else "tflite"
+    return wanted
+
+
+def litert_cache_dir() -> Path | None:
+    """Where converted models are kept between worker starts (ml.tflite_runtime.compiled):
+    ML_CACHE_DIR, else the user's cache folder; none where ML_CACHE_DIR is "off"."""
+    setting = os.environ.get("ML_CACHE_DIR", "").strip()
+    if setting.lower() == "off":
+        return None
+    if setting:
+        return Path(setting)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lesiontrack" / "litert"
+
+
+def litert_cache_name(function, size: tuple[int, int], model_sha256: str) -> str:
+    """A converted call's file name, from everything its conversion depends on: the model file,
+    the call's code, the input size and the converter's and runtime's versions."""
+    import ai_edge_litert
+    import tensorflow as tf
+
+    try:
+        code = inspect.getsource(function)
+    except (OSError, TypeError):  # no source to read (a frozen install): the name must do
+        code = function.__qualname__
+    parts = [model_sha256, code, repr(size), tf.__version__, getattr(ai_edge_litert, "__version__", "")]
+    return f"{hashlib.sha256(chr(0).join(parts).encode()).hexdigest()[:40]}.tflite"
 
 
 class Analyzer:
@@ -207,7 +263,7 @@ class Analyzer:
         for meta in ensemble_members(models_dir, cls):
             model = keras.saving.load_model(verify_model_file(models_dir, meta), compile=False)
             self.members.append(EnsembleMember(meta["name"], model, ClassifierInput.from_meta(meta), tf.function(
-                lambda x, m=model: m(x, training=False), reduce_retracing=True)))
+                lambda x, m=model: m(x, training=False), reduce_retracing=True), meta["sha256"]))
         self.seg_size = tuple(self.manifest["segmenter"]["input_shape"][:2])
         self.seg_crop = bool(self.manifest["segmenter"].get("crop", False))
         # How the primary classifier's input is prepared (lesion-centred crop, colour constancy) and
@@ -224,6 +280,44 @@ class Analyzer:
         self.seg_tta = bool(self.manifest["segmenter"].get("tta", False))
         self._segment = tf.function(lambda x: self.segmenter(x, training=False), reduce_retracing=True)
         self._classify_with_cam = tf.function(self._classify_and_cam, reduce_retracing=True)
+        self.runtime = "tensorflow"
+        # TensorFlow's compiled calls stay reachable: the inference benchmark compares them with LiteRT's.
+        self.tensorflow_calls = (self._segment, self._classify_with_cam, [m.predict for m in self.members])
+        if runtime_wanted(gpu=bool(gpus)) == "tflite":
+            self._use_tflite()
+
+    def _use_tflite(self) -> None:
+        """Run the three functions on TensorFlow Lite (ml.tflite_runtime), each checked against
+        TensorFlow on a probe batch; where any conversion fails or disagrees, all stay on TensorFlow."""
+        probes = np.random.default_rng(0)
+        # Unset, TensorFlow takes every core the process may use; LiteRT would take one.
+        threads = _threads() or len(os.sched_getaffinity(0))
+        cache_dir = litert_cache_dir()
+
+        def compiled(function, size: tuple[int, int], model_sha256: str):
+            probe = (probes.random((2, *size, 3)) * 255).astype(np.float32)
+            cache = None if cache_dir is None else cache_dir / litert_cache_name(function, size, model_sha256)
+            return tflite_runtime.compiled(function, (*size, 3), probe, threads=threads, cache=cache)
+
+        try:
+            segment = compiled(lambda x: self.segmenter(x, training=False), self.seg_size,
+                               self.manifest["segmenter"]["sha256"])
+            classify = compiled(self._classify_and_cam, self.cls_size, self.manifest["classifier"]["sha256"])
+            members = [compiled(lambda x, m=member.model: m(x, training=False), member.input.size, member.sha256)
+                       for member in self.members]
+        except Exception as error:  # any failure of the converter: slower, never wrong
+            logger.warning("the models run on TensorFlow, not TensorFlow Lite: %s", error)
+            return
+        self._segment = lambda x: segment(x)[0]
+        self._classify_with_cam = classify
+        for member, predict in zip(self.members, members):
+            member.predict = lambda x, p=predict: p(x)[0]
+        self.runtime = "tflite"
+
+    @property
+    def device_description(self) -> str:
+        """Where the models ran, as each analysis records it: "CPU, LiteRT", "GPU, TensorFlow"."""
+        return f"{self.device}, {RUNTIME_NAMES[self.runtime]}"
 
     @property
     def version(self) -> str:
@@ -260,10 +354,10 @@ class Analyzer:
         batch = np.stack([resize_image(img, self.seg_size, crop=self.seg_crop) for img in images]).astype(np.float32)
         if self.seg_tta:
             # One call on the batch and its mirror image; the mirrored maps are flipped back and averaged.
-            both = self._segment(np.concatenate([batch, batch[:, :, ::-1]])).numpy()
+            both = np.asarray(self._segment(np.concatenate([batch, batch[:, :, ::-1]])))
             probs = (both[: len(images)] + both[len(images):, :, ::-1]) / 2
         else:
-            probs = self._segment(batch).numpy()
+            probs = np.asarray(self._segment(batch))
         return [postprocess_mask(p, img.shape[:2]) for p, img in zip(probs, images)]
 
     @property
@@ -294,8 +388,8 @@ class Analyzer:
         n = len(images)
         views = self.primary_input.views(batch)
         prob, cam, pooled = self._classify_with_cam(np.concatenate(views) if len(views) > 1 else batch)
-        prob = prob.numpy().astype(float).reshape(len(views), n).mean(axis=0)
-        cam = cam.numpy()[:n]
+        prob = np.asarray(prob).astype(float).reshape(len(views), n).mean(axis=0)
+        cam = np.asarray(cam)[:n]
         vectors = np.asarray(pooled, np.float32).reshape(len(views), n, -1).mean(axis=0)
         vectors = vectors / (np.linalg.norm(vectors, axis=1, keepdims=True) + 1e-12)
         if self.members:

@@ -89,7 +89,8 @@ def baseline_section(baseline: dict, seg: dict, cls: dict) -> str:
 
 
 def speed_section(bench: dict) -> str:
-    lines = [f"{bench['machine']['cpu']}, {bench['machine']['cores']} cores, {bench['device']}; per image, ms.", "",
+    lines = [f"{bench['machine']['cpu']}, {bench['machine']['cores']} cores, {bench['device']}, models run on "
+             f"{bench.get('runtime', 'tensorflow')}; per image, ms.", "",
              "| batch | segmentation | classification | ABCD features | whole analysis | plain `model.predict` (seg+cls) |",
              "|---|---|---|---|---|---|"]
     for batch, s in bench["batches"].items():

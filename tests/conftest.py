@@ -84,6 +84,18 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix) -
             db.setdefault("TEST", {})["NAME"] = f"test_{base}_mut{slot}"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def litert_cache(tmp_path_factory):
+    """One LiteRT model cache for the run (ml.inference.litert_cache_dir): the test process and the
+    workers it starts convert the shipped models once, not at each start, and no run reads another's."""
+    if "ML_CACHE_DIR" in os.environ:
+        yield
+        return
+    os.environ["ML_CACHE_DIR"] = str(tmp_path_factory.mktemp("litert"))
+    yield
+    os.environ.pop("ML_CACHE_DIR", None)
+
+
 @pytest.fixture(scope="session")
 def media_root(tmp_path_factory) -> str:
     return str(tmp_path_factory.mktemp("media"))

@@ -153,6 +153,55 @@ def test_the_audit_row_of_a_search_past_the_cap_says_so(client_logged_in, six_sm
     assert single.detail["results"] == 1 and "results_capped" not in single.detail
 
 
+def test_an_api_search_past_the_cap_pages_the_first_by_name_and_says_so(api_client, six_smiths, monkeypatch):
+    import clinic.selectors
+    from clinic.models import AuditEvent
+
+    monkeypatch.setattr(clinic.selectors, "SEARCH_MATCH_CAP", 4)
+    first = api_client.get("/api/v1/patients/", {"q": "smith", "limit": 3}).json()
+    assert first["count"] == 4 and first["count_capped"] is True and first["next"]
+    assert [p["name"] for p in first["results"]] == ["Smith A", "Smith B", "Smith C"]
+    last = api_client.get(first["next"]).json()
+    assert [p["name"] for p in last["results"]] == ["Smith D"] and last["next"] is None
+    narrowed = api_client.get("/api/v1/patients/", {"q": "smith a"}).json()
+    assert narrowed["count"] == 1 and narrowed["count_capped"] is False
+    rows = AuditEvent.objects.filter(action="search").order_by("id")
+    assert [(r.detail["results"], r.detail.get("results_capped")) for r in rows] == [(4, True), (4, True), (1, None)]
+    assert all(r.detail["api_token"] and r.username == "alice" for r in rows)
+
+
+@pytest.mark.parametrize(("params", "count", "capped", "names"), [
+    ({"q": "smith", "offset": 4}, 4, True, []),  # at the cap: nothing past it
+    ({"q": "smith", "offset": 9}, 4, True, []),
+    ({"q": "smith", "limit": 200}, 4, True, ["Smith A", "Smith B", "Smith C", "Smith D"]),  # limit past the cap
+    ({"q": "smith", "offset": 2, "limit": 5}, 4, True, ["Smith C", "Smith D"]),
+])
+def test_an_api_search_never_pages_past_the_cap(api_client, six_smiths, monkeypatch, params, count, capped, names):
+    import clinic.selectors
+
+    monkeypatch.setattr(clinic.selectors, "SEARCH_MATCH_CAP", 4)
+    body = api_client.get("/api/v1/patients/", params).json()
+    assert (body["count"], body["count_capped"], body["next"]) == (count, capped, None)
+    assert [p["name"] for p in body["results"]] == names
+
+
+def test_an_api_search_of_exactly_the_cap_is_not_capped(api_client, six_smiths, monkeypatch):
+    import clinic.selectors
+
+    monkeypatch.setattr(clinic.selectors, "SEARCH_MATCH_CAP", 6)
+    body = api_client.get("/api/v1/patients/", {"q": "smith", "limit": 10}).json()
+    assert body["count"] == 6 and body["count_capped"] is False and len(body["results"]) == 6
+
+
+def test_the_apis_unsearched_list_counts_and_pages_every_patient(api_client, six_smiths, monkeypatch):
+    import clinic.selectors
+
+    monkeypatch.setattr(clinic.selectors, "SEARCH_MATCH_CAP", 4)  # a records system's sync reads them all
+    first = api_client.get("/api/v1/patients/", {"limit": 5}).json()
+    assert first["count"] == 6 and first["count_capped"] is False
+    assert len(first["results"]) + len(api_client.get(first["next"]).json()["results"]) == 6
+
+
 def _bulk_patients(clinic, count: int, *, smith_percent: int, seed: int, prefix: str) -> None:
     """`count` patients of whom about `smith_percent` in a hundred are Smiths, in one INSERT."""
     import random

@@ -61,7 +61,7 @@ def test_a_failing_check_never_blocks_the_capture(lesion, monkeypatch):
 class CutLesionAnalyzer:
     """Stands in for the models: the outline runs off the image's left edge."""
 
-    device, names = "CPU", ("unet", "cnn")
+    device_description, names = "CPU, TensorFlow", ("unet", "cnn")
 
     def __init__(self) -> None:
         self.model_manifest = read_model_manifest(DEFAULT_MODELS_DIR)  # the shipped models' manifest

@@ -66,7 +66,7 @@ def test_a_failed_row_commit_removes_the_stored_image(lesion, private_media, mon
 class FixedAnalyzer:
     """Stands in for the models: a fixed mask, probability and outputs (the pipeline around it is real)."""
 
-    device = "cpu"
+    device_description = "CPU, TensorFlow"
     names = ("seg", "cls")
 
     @property

@@ -84,7 +84,7 @@ def test_the_manifest_is_read_once_per_process(monkeypatch):
 class StubAnalyzer:
     """What lesions.analysis needs from ml.inference.Analyzer, without TensorFlow."""
 
-    device = "CPU"
+    device_description = "CPU, TensorFlow"
     names = ("unet", "cls")
 
     def __init__(self, manifest) -> None:

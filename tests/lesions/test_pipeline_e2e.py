@@ -52,7 +52,7 @@ def test_uploaded_image_is_analysed_by_a_real_worker(analysis_worker, client_log
     analysis = wait_for_analysis(capture)
     assert analysis.status == Analysis.Status.DONE, analysis.error
     assert 0.0 <= analysis.probability <= 1.0
-    assert analysis.worker and analysis.device in {"CPU", "GPU"}
+    assert analysis.worker and analysis.device in {"CPU, LiteRT", "GPU, TensorFlow"}
     assert analysis.features["diameter"]["unit"] == "mm"
     assert analysis.mask.name and analysis.overlay.name
     assert {"image_load_s", "segmentation_s", "classification_s", "features_s", "total_s"} <= set(analysis.timings)

@@ -58,3 +58,32 @@ def test_evaluate_and_predict_on_real_images(tmp_path):
         assert mask.shape == np.asarray(Image.open(path)).shape[:2]
         assert set(np.unique(mask)) <= {0, 255}
         assert (predictions / f"{path.stem}_overlay.png").is_file()
+
+
+def test_tflite_gives_tensorflows_outlines_and_decisions_on_real_images(monkeypatch):
+    """CPU workers run the models on LiteRT (ml.tflite_runtime): on real test images, every score
+    within 1e-4 of TensorFlow's, the same side of the operating threshold, the same outline."""
+    from ml.data import read_dataset
+    from ml.inference import Analyzer
+    from ml.metrics import jaccard
+    from ml.preprocessing import load_rgb
+
+    test = sorted((s for s in read_dataset(SHARED) if s.split == "test"), key=lambda s: s.image_id)
+    # Up to 32 melanomas and as many others, so that scores fall on both sides of the threshold.
+    melanomas = [s for s in test if s.melanoma == 1][:32]
+    images = [load_rgb(s.image_path) for s in melanomas + [s for s in test if s.melanoma == 0][:32]]
+    results = {}
+    for runtime in ("tensorflow", "tflite"):
+        monkeypatch.setenv("ML_RUNTIME", runtime)
+        analyzer = Analyzer()
+        assert analyzer.runtime == runtime
+        results[runtime] = [r for start in range(0, len(images), 16)
+                            for r in analyzer.analyze_batch(images[start:start + 16], features=False, heatmaps=False)]
+    threshold = analyzer.threshold
+    above = [r.probability >= threshold for r in results["tensorflow"]]
+    assert 4 <= sum(above) <= len(above) - 4  # decisions on both sides are compared
+    for reference, lite in zip(results["tensorflow"], results["tflite"]):
+        assert lite.probability == pytest.approx(reference.probability, abs=1e-4)
+        assert (lite.probability >= threshold) == (reference.probability >= threshold)
+        assert jaccard(lite.mask, reference.mask) > 0.999
+    assert len(melanomas) >= 8 and len(results["tflite"]) == len(images)
