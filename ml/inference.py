@@ -31,6 +31,7 @@ from ml.features import measure
 from ml.postprocess import heatmap_overlay, overlay_outline, postprocess_mask, resize_probability
 from ml.preprocessing import apply_mask, center_crop_box, crop_resize, lesion_crop_box, resize_image, shades_of_gray
 from ml.score_calibration import PlattScaling, mean_logit
+from ml.synthetic import synthetic_capture
 
 logger = logging.getLogger("ml.inference")
 
@@ -212,6 +213,19 @@ def runtime_wanted(*, gpu: bool) -> str:
     return wanted
 
 
+def _usable_cores() -> int:
+    if hasattr(os, "sched_getaffinity"):  # Linux: the cores this process may run on
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def litert_probe(size: tuple[int, int]) -> np.ndarray:
+    """The batch a converted model is checked on, at `size`: a synthetic picture of a lesion on skin
+    (the kind of input the models were made for) and uniform noise (every input value)."""
+    noise = np.random.default_rng(0).random((*size, 3)) * 255
+    return np.stack([resize_image(synthetic_capture(0), size, crop=True), noise]).astype(np.float32)
+
+
 def litert_cache_dir() -> Path | None:
     """Where converted models are kept between worker starts (ml.tflite_runtime.compiled):
     ML_CACHE_DIR, else the user's cache folder; none where ML_CACHE_DIR is "off"."""
@@ -233,7 +247,10 @@ def litert_cache_name(function, size: tuple[int, int], model_sha256: str) -> str
         code = inspect.getsource(function)
     except (OSError, TypeError):  # no source to read (a frozen install): the name must do
         code = function.__qualname__
-    parts = [model_sha256, code, repr(size), tf.__version__, getattr(ai_edge_litert, "__version__", "")]
+    import keras
+
+    parts = [model_sha256, code, repr(size), tf.__version__, keras.__version__,
+             getattr(ai_edge_litert, "__version__", "")]
     return f"{hashlib.sha256(chr(0).join(parts).encode()).hexdigest()[:40]}.tflite"
 
 
@@ -289,15 +306,17 @@ class Analyzer:
     def _use_tflite(self) -> None:
         """Run the three functions on TensorFlow Lite (ml.tflite_runtime), each checked against
         TensorFlow on a probe batch; where any conversion fails or disagrees, all stay on TensorFlow."""
-        probes = np.random.default_rng(0)
         # Unset, TensorFlow takes every core the process may use; LiteRT would take one.
-        threads = _threads() or len(os.sched_getaffinity(0))
-        cache_dir = litert_cache_dir()
+        threads = _threads() or _usable_cores()
+        try:
+            cache_dir = litert_cache_dir()
+        except RuntimeError as error:  # no home folder to find a cache in: convert at each start
+            logger.warning("no LiteRT model cache: %s", error)
+            cache_dir = None
 
         def compiled(function, size: tuple[int, int], model_sha256: str):
-            probe = (probes.random((2, *size, 3)) * 255).astype(np.float32)
             cache = None if cache_dir is None else cache_dir / litert_cache_name(function, size, model_sha256)
-            return tflite_runtime.compiled(function, (*size, 3), probe, threads=threads, cache=cache)
+            return tflite_runtime.compiled(function, (*size, 3), litert_probe(size), threads=threads, cache=cache)
 
         try:
             segment = compiled(lambda x: self.segmenter(x, training=False), self.seg_size,
@@ -317,7 +336,8 @@ class Analyzer:
     @property
     def device_description(self) -> str:
         """Where the models ran, as each analysis records it: "CPU, LiteRT", "GPU, TensorFlow"."""
-        return f"{self.device}, {RUNTIME_NAMES[self.runtime]}"
+        device = "CPU" if self.runtime == "tflite" else self.device  # LiteRT runs on the CPU, GPU or not
+        return f"{device}, {RUNTIME_NAMES[self.runtime]}"
 
     @property
     def version(self) -> str:

@@ -27,7 +27,7 @@ logger = logging.getLogger("ml.tflite_runtime")
 
 # The shipped models' outputs (probabilities, normalised maps, embeddings) differed from TensorFlow's
 # by 2e-5 at most: a converted function that differs by more than these computes something else.
-PROBE_ATOL = 1e-3
+PROBE_ATOL = 1e-4
 PROBE_RTOL = 1e-4
 
 
@@ -88,10 +88,15 @@ def compiled(function: Callable, input_shape: tuple[int, ...], probe: np.ndarray
 
     `cache`: a file named for everything the conversion depends on (see Analyzer). Converting the
     shipped models took 10 s of each worker's start on our 2 cores; a cached model is read instead,
-    and checked on the probe like a fresh one: one that fails the check is converted afresh."""
-    if cache is not None and cache.is_file():
+    and checked on the probe like a fresh one: one that fails the check is converted afresh. A
+    cache folder others could write to is not used at all (a planted model could be made to pass
+    the probe)."""
+    if cache is not None and not private_folder(cache.parent):
+        cache = None
+    if cache is not None:
         try:
-            return checked(LiteFunction(cache.read_bytes(), threads=threads), function, probe)
+            if cache.is_file():
+                return checked(LiteFunction(cache.read_bytes(), threads=threads), function, probe)
         except (ConversionMismatch, OSError, ValueError, RuntimeError) as error:
             logger.warning("the cached LiteRT model %s is not used: %s", cache, error)
     content = convert(function, input_shape)
@@ -99,6 +104,21 @@ def compiled(function: Callable, input_shape: tuple[int, ...], probe: np.ndarray
     if cache is not None:
         _write_whole(cache, content)
     return lite
+
+
+def private_folder(folder: Path) -> bool:
+    """Whether `folder` is this user's alone to write (or does not exist yet: it will be made so)."""
+    try:
+        found = folder.stat()
+    except FileNotFoundError:
+        return True
+    except OSError as error:
+        logger.warning("the LiteRT model cache %s is not used: %s", folder, error)
+        return False
+    if found.st_uid != os.getuid() or found.st_mode & 0o022:
+        logger.warning("the LiteRT model cache %s is not used: others own it or may write to it", folder)
+        return False
+    return True
 
 
 def checked(lite: LiteFunction, function: Callable, probe: np.ndarray) -> LiteFunction:
@@ -118,12 +138,15 @@ def checked(lite: LiteFunction, function: Callable, probe: np.ndarray) -> LiteFu
 def _write_whole(path: Path, content: bytes) -> None:
     """Write the file whole or not at all (a worker killed mid-write leaves no half model); a cache
     that cannot be written (a read-only home) only costs the next start its conversion."""
+    partial_name = None
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".partial-", delete=False) as partial:
+            partial_name = partial.name
             partial.write(content)
-        os.replace(partial.name, path)
+        os.replace(partial_name, path)
     except OSError as error:
         logger.warning("the LiteRT model cache %s cannot be written: %s", path.parent, error)
-        with contextlib.suppress(OSError, UnboundLocalError):
-            os.unlink(partial.name)
+        if partial_name is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(partial_name)

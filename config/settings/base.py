@@ -245,6 +245,10 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 # Queues are chosen where work is sent (lesions/queueing.py): analyses on "gpu", light work on "default".
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# A prefork child (the worker image's pool) loads the models before it reports for duty: 10-30 s,
+# more where it converts them to LiteRT. Celery kills a child that has not reported within 4 s by
+# default, so after one child died every replacement was killed in turn and no analysis ran again.
+CELERY_WORKER_PROC_ALIVE_TIMEOUT = env.float("CELERY_WORKER_PROC_ALIVE_TIMEOUT", default=300.0)
 # The sweep is cheap (two indexed queries when nothing is stuck) and runs often, so a row the
 # broker never took is sent within a pass of the broker coming back.
 ANALYSIS_SWEEP_INTERVAL_SECONDS = env.float("ANALYSIS_SWEEP_INTERVAL_SECONDS", default=30.0)

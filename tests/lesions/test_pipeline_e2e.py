@@ -80,3 +80,37 @@ def _upload(name: str, data: bytes):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     return SimpleUploadedFile(name, data, content_type="image/jpeg")
+
+
+def test_the_worker_images_prefork_worker_replaces_a_dead_child_without_killing_the_new_one(
+        django_db_setup, django_db_blocker, media_root, tmp_path):
+    """The worker image runs the prefork pool: a child loads the models in worker_process_init.
+    When a child dies (out of memory, a crash), Celery starts another and by default kills it if
+    it has not reported for duty within 4 s, less than loading the models takes: every replacement
+    would be killed in turn and no analysis would run again."""
+    import os
+    import re
+    import signal
+
+    from tests.conftest import worker_environment
+    from tests.support.processes import start_worker, stop_process
+
+    with django_db_blocker.unblock():
+        env = {**worker_environment(media_root), "ML_CACHE_DIR": str(tmp_path / "fresh-container-cache")}
+    log = tmp_path / "worker.log"
+    proc = start_worker(env=env, name="prefork", log_path=log, pool="prefork", concurrency=1,
+                        queues="prefork-test", timeout=240)
+    try:
+        (first_child,) = re.findall(r"models loaded .* pid=(\d+)", log.read_text())
+        assert len(list((tmp_path / "fresh-container-cache").glob("*.tflite"))) == 3  # a fresh container's
+        os.kill(int(first_child), signal.SIGKILL)
+        deadline = time.monotonic() + 240
+        while len(re.findall(r"models loaded", log.read_text())) < 2 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        time.sleep(1)
+        text = log.read_text()
+        assert "Timed out waiting for UP message" not in text, text[-3000:]
+        children = re.findall(r"models loaded .* pid=(\d+)", text)
+        assert len(children) == 2 and children[1] != first_child, text[-3000:]
+    finally:
+        stop_process(proc)

@@ -219,3 +219,34 @@ def test_without_ml_cache_dir_the_cache_is_in_the_users_cache_folder(monkeypatch
     monkeypatch.delenv("ML_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert inference.litert_cache_dir() == tmp_path / "lesiontrack" / "litert"
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o770, 0o757])
+def test_a_cache_folder_others_may_write_to_is_not_used(tmp_path, caplog, mode):
+    """A model planted there could be made to pass the probe: such a folder is neither read nor written."""
+    model = small_model()
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(mode)
+    planted = shared / "model.tflite"
+    planted.write_bytes(b"planted")
+    lite = compiled(lambda x: model(x, training=False)[1], (16, 16, 3), images(2, seed=0), threads=1, cache=planted)
+    assert "others own it or may write to it" in caplog.text
+    assert planted.read_bytes() == b"planted" and lite(images(1, seed=1))[0].shape == (1, 16, 16, 5)
+
+
+def test_a_private_cache_folder_is_made_for_this_user_alone(tmp_path):
+    model = small_model()
+    cache = tmp_path / "made" / "model.tflite"
+    compiled(lambda x: model(x, training=False)[1], (16, 16, 3), images(2, seed=0), threads=1, cache=cache)
+    assert cache.is_file() and tflite_runtime.private_folder(cache.parent)
+    assert cache.parent.stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize(("device", "runtime", "described"), [
+    ("CPU", "tflite", "CPU, LiteRT"), ("GPU", "tflite", "CPU, LiteRT"), ("GPU", "tensorflow", "GPU, TensorFlow"),
+    ("CPU", "tensorflow", "CPU, TensorFlow")])
+def test_each_analysis_records_where_the_models_ran(device, runtime, described):
+    analyzer = object.__new__(inference.Analyzer)  # the description alone, without loading models
+    analyzer.device, analyzer.runtime = device, runtime
+    assert analyzer.device_description == described
