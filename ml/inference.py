@@ -15,7 +15,6 @@ with the ensemble.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import logging
 import os
@@ -226,34 +225,6 @@ def litert_probe(size: tuple[int, int]) -> np.ndarray:
     return np.stack([resize_image(synthetic_capture(0), size, crop=True), noise]).astype(np.float32)
 
 
-def litert_cache_dir() -> Path | None:
-    """Where converted models are kept between worker starts (ml.tflite_runtime.compiled):
-    ML_CACHE_DIR, else the user's cache folder; none where ML_CACHE_DIR is "off"."""
-    setting = os.environ.get("ML_CACHE_DIR", "").strip()
-    if setting.lower() == "off":
-        return None
-    if setting:
-        return Path(setting)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lesiontrack" / "litert"
-
-
-def litert_cache_name(function, size: tuple[int, int], model_sha256: str) -> str:
-    """A converted call's file name, from everything its conversion depends on: the model file,
-    the call's code, the input size and the converter's and runtime's versions."""
-    import ai_edge_litert
-    import tensorflow as tf
-
-    try:
-        code = inspect.getsource(function)
-    except (OSError, TypeError):  # no source to read (a frozen install): the name must do
-        code = function.__qualname__
-    import keras
-
-    parts = [model_sha256, code, repr(size), tf.__version__, keras.__version__,
-             getattr(ai_edge_litert, "__version__", "")]
-    return f"{hashlib.sha256(chr(0).join(parts).encode()).hexdigest()[:40]}.tflite"
-
-
 class Analyzer:
     """Segmenter + classifier + ABCD, loaded once per process."""
 
@@ -309,13 +280,13 @@ class Analyzer:
         # Unset, TensorFlow takes every core the process may use; LiteRT would take one.
         threads = _threads() or _usable_cores()
         try:
-            cache_dir = litert_cache_dir()
+            cache_dir = tflite_runtime.cache_dir()
         except RuntimeError as error:  # no home folder to find a cache in: convert at each start
             logger.warning("no LiteRT model cache: %s", error)
             cache_dir = None
 
         def compiled(function, size: tuple[int, int], model_sha256: str):
-            cache = None if cache_dir is None else cache_dir / litert_cache_name(function, size, model_sha256)
+            cache = None if cache_dir is None else cache_dir / tflite_runtime.cache_name(function, size, model_sha256)
             return tflite_runtime.compiled(function, (*size, 3), litert_probe(size), threads=threads, cache=cache)
 
         try:

@@ -14,6 +14,8 @@ one that disagrees is not used (see Analyzer)."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import inspect
 import logging
 import os
 import tempfile
@@ -104,6 +106,33 @@ def compiled(function: Callable, input_shape: tuple[int, ...], probe: np.ndarray
     if cache is not None:
         _write_whole(cache, content)
     return lite
+
+
+def cache_dir() -> Path | None:
+    """Where converted models are kept between worker starts: ML_CACHE_DIR, else the user's cache
+    folder; none where ML_CACHE_DIR is "off"."""
+    setting = os.environ.get("ML_CACHE_DIR", "").strip()
+    if setting.lower() == "off":
+        return None
+    if setting:
+        return Path(setting)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lesiontrack" / "litert"
+
+
+def cache_name(function: Callable, size: tuple[int, int], model_sha256: str) -> str:
+    """A converted call's file name, from everything its conversion depends on: the model file,
+    the call's code, the input size and the converter's and runtime's versions."""
+    import ai_edge_litert
+    import keras
+    import tensorflow as tf
+
+    try:
+        code = inspect.getsource(function)
+    except (OSError, TypeError):  # no source to read (a frozen install): the name must do
+        code = function.__qualname__
+    parts = [model_sha256, code, repr(size), tf.__version__, keras.__version__,
+             getattr(ai_edge_litert, "__version__", "")]
+    return f"{hashlib.sha256(chr(0).join(parts).encode()).hexdigest()[:40]}.tflite"
 
 
 def private_folder(folder: Path) -> bool:

@@ -86,7 +86,7 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix) -
 
 @pytest.fixture(scope="session", autouse=True)
 def litert_cache(tmp_path_factory):
-    """One LiteRT model cache for the run (ml.inference.litert_cache_dir): the test process and the
+    """One LiteRT model cache for the run (ml.tflite_runtime.cache_dir): the test process and the
     workers it starts convert the shipped models once, not at each start, and no run reads another's."""
     if "ML_CACHE_DIR" in os.environ:
         yield

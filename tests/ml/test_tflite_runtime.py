@@ -202,23 +202,23 @@ def test_the_cache_name_changes_with_the_model_file_the_code_and_the_size():
     def doubled(x):
         return x * 2
 
-    names = {inference.litert_cache_name(plain, (8, 8), "a" * 64), inference.litert_cache_name(plain, (8, 8), "b" * 64),
-             inference.litert_cache_name(doubled, (8, 8), "a" * 64), inference.litert_cache_name(plain, (9, 8), "a" * 64)}
+    names = {tflite_runtime.cache_name(plain, (8, 8), "a" * 64), tflite_runtime.cache_name(plain, (8, 8), "b" * 64),
+             tflite_runtime.cache_name(doubled, (8, 8), "a" * 64), tflite_runtime.cache_name(plain, (9, 8), "a" * 64)}
     assert len(names) == 4
-    assert inference.litert_cache_name(plain, (8, 8), "a" * 64) in names  # the same inputs, the same name
+    assert tflite_runtime.cache_name(plain, (8, 8), "a" * 64) in names  # the same inputs, the same name
 
 
 @pytest.mark.parametrize(("setting", "expected"), [("off", None), ("OFF", None), ("/srv/litert", "/srv/litert")])
 def test_the_cache_folder_is_ml_cache_dir_or_none(monkeypatch, setting, expected):
     monkeypatch.setenv("ML_CACHE_DIR", setting)
-    found = inference.litert_cache_dir()
+    found = tflite_runtime.cache_dir()
     assert (None if found is None else str(found)) == expected
 
 
 def test_without_ml_cache_dir_the_cache_is_in_the_users_cache_folder(monkeypatch, tmp_path):
     monkeypatch.delenv("ML_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    assert inference.litert_cache_dir() == tmp_path / "lesiontrack" / "litert"
+    assert tflite_runtime.cache_dir() == tmp_path / "lesiontrack" / "litert"
 
 
 @pytest.mark.parametrize("mode", [0o777, 0o770, 0o757])
