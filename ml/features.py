@@ -141,27 +141,36 @@ def abrupt_border_segments(image: np.ndarray, mask: np.ndarray, band: int | None
         return 0
     gray = image.astype(np.float32).mean(axis=-1) if image.ndim == 3 else image.astype(np.float32)
     band = band or max(4, int(round(np.sqrt(mask.sum()) / 8)))
+    if band < 4:
+        raise ValueError(f"band must be at least 4 px (its four profile places overlap below that), not {band}")
+    lesion_ys, lesion_xs = np.nonzero(mask)
+    cy, cx = lesion_ys.mean(), lesion_xs.mean()
+    # Only pixels within `band` of the border enter a profile, and every distance under band + 0.5
+    # is decided within band + 1 px of the lesion's box: the distance transforms run on that crop.
+    top, left = max(0, lesion_ys.min() - band - 1), max(0, lesion_xs.min() - band - 1)
+    box = (slice(top, lesion_ys.max() + band + 2), slice(left, lesion_xs.max() + band + 2))
+    mask, gray = mask[box], gray[box]
     inside = ndimage.distance_transform_edt(mask)
     outside = ndimage.distance_transform_edt(~mask)
     signed = np.where(mask, -inside + 0.5, outside - 0.5)
-    cy, cx = np.argwhere(mask).mean(axis=0)
-    # Only pixels within `band` of the border enter a profile: work on those alone.
     near = (signed >= -band) & (signed < band)
     ys, xs = np.nonzero(near)
-    near_signed, near_gray = signed[near], gray[near]
-    sector = ((np.degrees(np.arctan2(ys - cy, xs - cx)) + 360) % 360 // 45).astype(int)
+    near_signed, near_gray = signed[near], gray[near].astype(np.float64)
+    sector = ((np.degrees(np.arctan2(ys + top - cy, xs + left - cx)) + 360) % 360 // 45).astype(int)
+    # The four places each profile is read: deep inside, just inside, just outside, far outside
+    # (disjoint, as band >= 4).
+    place = np.full(len(near_signed), -1)
+    for index, (lo, hi) in enumerate(((-band, -band + 2), (-1.5, 0), (0, 1.5), (band - 2, band))):
+        place[(near_signed >= lo) & (near_signed < hi)] = index
+    read = place >= 0
+    cell = sector[read] * 4 + place[read]
+    counts = np.bincount(cell, minlength=32).reshape(8, 4)
+    sums = np.bincount(cell, weights=near_gray[read], minlength=32).reshape(8, 4)
     abrupt = 0
     for s in range(8):
-        in_sector = sector == s
-
-        def mean_at(lo: float, hi: float, where: np.ndarray = in_sector) -> float | None:
-            sel = where & (near_signed >= lo) & (near_signed < hi)
-            return float(near_gray[sel].mean()) if sel.any() else None
-
-        deep, near_in = mean_at(-band, -band + 2), mean_at(-1.5, 0)
-        near_out, far = mean_at(0, 1.5), mean_at(band - 2, band)
-        if None in (deep, near_in, near_out, far):
+        if not counts[s].all():
             continue
+        deep, near_in, near_out, far = sums[s] / counts[s]
         total = abs(far - deep)
         if total < 10:  # no visible contrast in this segment: no cut-off to speak of
             continue
@@ -184,28 +193,48 @@ SKIN_RING_PX = 6
 def surrounding_skin_brightness(image: np.ndarray, mask: np.ndarray, ring_px: int = SKIN_RING_PX) -> float | None:
     """Median brightness (mean of R, G, B) of the skin in a ring just outside the lesion."""
     inside = mask > 0
+    ys, xs = np.nonzero(inside)
+    if len(ys) == 0:
+        return None
+    # The ring (city-block distance 1..ring_px, as the iterated dilation gives) lies within ring_px of
+    # the lesion's box: dilate that crop only.
+    box = (slice(max(0, ys.min() - ring_px), ys.max() + ring_px + 1),
+           slice(max(0, xs.min() - ring_px), xs.max() + ring_px + 1))
+    inside = inside[box]
     ring = ndimage.binary_dilation(inside, iterations=ring_px) & ~inside
     if not ring.any():
         return None
-    return float(np.median(image[ring].reshape(-1, 3).astype(np.float32).mean(axis=1)))
+    return float(np.median(image[box][ring].reshape(-1, 3).astype(np.float32).mean(axis=1)))
+
+
+_REFERENCE_RGB = np.array(list(DERMOSCOPIC_COLOURS.values()), np.int32)
+_WHITE = list(DERMOSCOPIC_COLOURS).index("white")
+
+
+def nearest_dermoscopic_colour(pixels: np.ndarray, may_be_white: np.ndarray) -> np.ndarray:
+    """Index (in DERMOSCOPIC_COLOURS' order) of each RGB pixel's nearest reference colour by
+    Euclidean distance, the first on a tie; white only where `may_be_white`.
+
+    |p - r|² = |p|² - 2 p·r + |r|², and |p|² is the same for every reference: the nearest one needs
+    only |r|² - 2 p·r, in exact integers."""
+    scores = (_REFERENCE_RGB**2).sum(axis=1) - 2 * (pixels.astype(np.int32) @ _REFERENCE_RGB.T)
+    scores[~may_be_white, _WHITE] = np.iinfo(np.int32).max
+    return scores.argmin(axis=1)
 
 
 def colours(image: np.ndarray, mask: np.ndarray) -> Colours:
     """Which of the six dermoscopic colours cover at least 5% of the lesion (nearest reference colour).
     A pixel nearest to white counts as white only when it is lighter than the surrounding skin;
     otherwise it counts as its nearest other colour."""
-    pixels = image[mask > 0].reshape(-1, 3).astype(np.float32)
+    pixels = image[mask > 0].reshape(-1, 3)
     names = list(DERMOSCOPIC_COLOURS)
     if len(pixels) == 0:
         return Colours([], 0, {n: 0.0 for n in names})
-    refs = np.array([DERMOSCOPIC_COLOURS[n] for n in names], np.float32)
-    distances = ((pixels[:, None, :] - refs[None]) ** 2).sum(-1)
-    white = names.index("white")
     skin = surrounding_skin_brightness(image, mask)
-    not_lighter = pixels.mean(axis=1) <= skin if skin is not None else np.ones(len(pixels), bool)
-    distances[not_lighter, white] = np.inf
-    nearest = np.argmin(distances, axis=1)
-    fractions = {n: float(np.mean(nearest == i)) for i, n in enumerate(names)}
+    lighter = (pixels.astype(np.float32).mean(axis=1) > skin if skin is not None
+               else np.zeros(len(pixels), bool))
+    counts = np.bincount(nearest_dermoscopic_colour(pixels, lighter), minlength=len(names))
+    fractions = {n: float(counts[i] / len(pixels)) for i, n in enumerate(names)}
     present = [n for n in names if fractions[n] >= COLOUR_PRESENCE_FRACTION]
     return Colours(present, max(1, len(present)), fractions)
 

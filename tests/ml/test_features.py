@@ -146,3 +146,40 @@ def test_white_is_counted_against_darker_skin():
     img = paint(mask)  # skin (222, 184, 160)
     img[(mask > 0) & (xx < 100)] = (230, 228, 226)
     assert "white" in features.colours(img, mask).present
+
+
+def test_nearest_colour_is_the_smallest_euclidean_distance_first_on_a_tie():
+    """Against the definition: squared RGB distance to each reference, in order, white only where allowed."""
+    rng = np.random.default_rng(7)
+    refs = np.array(list(features.DERMOSCOPIC_COLOURS.values()), np.float64)
+    # Every third level of each channel (the references and exact ties among them included) and random pixels.
+    grid = np.stack(np.meshgrid(*[np.arange(0, 256, 3)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    pixels = np.concatenate([grid, rng.integers(0, 256, (5000, 3)), refs]).astype(np.uint8)
+    may_be_white = rng.random(len(pixels)) < 0.5
+    distances = ((pixels[:, None, :].astype(np.float64) - refs[None]) ** 2).sum(-1)
+    distances[~may_be_white, list(features.DERMOSCOPIC_COLOURS).index("white")] = np.inf
+    expected = np.argmin(distances, axis=1)  # numpy's argmin returns the first of equal minima
+    assert ((distances == distances.min(axis=1, keepdims=True)).sum(axis=1) > 1).sum() > 100  # ties are tested
+    assert (features.nearest_dermoscopic_colour(pixels, may_be_white) == expected).all()
+    assert (features.nearest_dermoscopic_colour(np.array([[250, 250, 250]], np.uint8), np.array([False]))
+            != list(features.DERMOSCOPIC_COLOURS).index("white")).all()
+
+
+@pytest.mark.parametrize("extra_skin", [0, 3, 40])
+def test_border_and_colours_do_not_depend_on_how_much_skin_surrounds_the_lesion(extra_skin):
+    """The measurements read only the lesion and a band of skin around it: more skin changes nothing."""
+    mask = np.maximum(disc(45), disc(25, cy=70, cx=140))
+    img = paint(mask)
+    img[(mask > 0) & (xx < 100)] = (150, 100, 52)
+    img = ndimage.gaussian_filter(img.astype(float), (2, 2, 0)).astype(np.uint8)
+    img[:, :60] = ndimage.gaussian_filter(img[:, :60].astype(float), (6, 6, 0)).astype(np.uint8)
+    padded_mask = np.pad(mask, extra_skin)
+    padded_img = np.pad(img, ((extra_skin, extra_skin), (extra_skin, extra_skin), (0, 0)), mode="edge")
+    assert features.abrupt_border_segments(padded_img, padded_mask) == features.abrupt_border_segments(img, mask)
+    assert features.colours(padded_img, padded_mask) == features.colours(img, mask)
+    assert features.surrounding_skin_brightness(padded_img, padded_mask) == features.surrounding_skin_brightness(img, mask)
+
+
+def test_a_border_band_under_four_pixels_is_refused():
+    with pytest.raises(ValueError, match="at least 4"):
+        features.abrupt_border_segments(paint(disc()), disc(), band=3)
