@@ -93,14 +93,17 @@ def test_worker_killed_mid_analysis_then_work_completes_exactly_once(lesion, wor
         stop_process(healthy)
 
 
-def test_image_that_always_kills_the_worker_fails_after_bounded_attempts(lesion, worker_env, web_enqueues_to_private_redis,
-                                                                          tmp_path):
+def test_image_that_always_kills_the_worker_fails_after_bounded_attempts(lesion, worker_env, private_redis,
+                                                                          web_enqueues_to_private_redis, tmp_path):
     _, deadly = new_capture(lesion, size=(333, 240))
     env = {**worker_env, "LESIONTRACK_FAULT": "crash_on_marker", "LESIONTRACK_FAULT_WIDTH": "333"}
     crashes = 0
     for attempt in range(5):
         if attempt:  # the upload queued the first job; after a crash only the sweep sends another
             run_sweep(worker_env)
+            deadly.refresh_from_db()
+            if deadly.status == "failed":  # out of attempts: the sweep failed it instead of sending it again
+                break
         worker = start_worker(env=env, name=f"crashy{attempt}", log_path=tmp_path / f"crash{attempt}.log",
                               app="tests.support.fault_worker")
         try:
@@ -108,14 +111,15 @@ def test_image_that_always_kills_the_worker_fails_after_bounded_attempts(lesion,
             crashes += 1
         except subprocess.TimeoutExpired:
             stop_process(worker)
-        deadly.refresh_from_db()
-        if deadly.status == "failed":
-            break
-    run_sweep(worker_env)  # the sweep fails what is out of attempts instead of re-enqueueing it
-    deadly.refresh_from_db()
     assert deadly.status == "failed"
     assert "Gave up after 3 attempts" in deadly.error
     assert crashes == 3
+    # Nothing was sent for a fourth attempt: no job is left for a worker to die on.
+    assert private_redis.queue_length("gpu") == 0
+    run_sweep(worker_env)  # a later sweep leaves a failed analysis alone
+    deadly.refresh_from_db()
+    assert deadly.status == "failed" and deadly.attempts == 3
+    assert private_redis.queue_length("gpu") == 0
 
 
 def test_jobs_survive_a_redis_restart(lesion, worker_env, private_redis, web_enqueues_to_private_redis, tmp_path):
