@@ -215,11 +215,17 @@ def decode_rgb(data: bytes):
 
 
 def thumbnail_png(data: bytes, size: int = 256) -> bytes:
+    """A PNG of the image scaled to fit size × size. zlib level 1, as for the analysis outputs: on
+    the development set's 256-pixel images 6 ms against 23 ms at the default level, for files about
+    a sixth larger (a thumbnail is made for every capture, on the analysis workers)."""
     with Image.open(io.BytesIO(data)) as img:
+        # A large JPEG decodes at a reduced scale still at least twice the thumbnail's size, as
+        # Image.thumbnail's own reducing_gap=2 would if the image were not converted first.
+        img.draft("RGB", (2 * size, 2 * size))
         img = img.convert("RGB")
         img.thumbnail((size, size))
         out = io.BytesIO()
-        img.save(out, format="PNG")
+        img.save(out, format="PNG", compress_level=1)
         return out.getvalue()
 
 
