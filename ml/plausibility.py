@@ -66,9 +66,9 @@ def measure_image(image: np.ndarray) -> ImageMeasures:
     mode = np.array([key // 1024, (key // 32) % 32, key % 32]) * 8 + 4
     dominant = float((np.abs(small.reshape(-1, 3) - mode).max(axis=1) <= DOMINANT_TOLERANCE).mean())
     # Neighbour steps at full resolution (noise and corrupt blocks live at the pixel scale).
-    full_grey = rgb.astype(np.int16).sum(axis=2) // 3
+    full_grey = (rgb[..., 0].astype(np.int16) + rgb[..., 1] + rgb[..., 2]) // 3
     steps = np.abs(np.diff(full_grey, axis=1))
-    rough = float((steps > ROUGH_STEP).mean()) if steps.size else 0.0
+    rough = float(np.count_nonzero(steps > ROUGH_STEP) / steps.size) if steps.size else 0.0
     return ImageMeasures(spread, dominant, rough, _grid_seam_excess(rgb), _flat_block_fraction(rgb))
 
 
@@ -81,10 +81,14 @@ def _grid_seam_excess(rgb: np.ndarray) -> float:
     colour jumps by more than SEAM_STEP at each row boundary, summed over the grid rows
     and minus the same sum expected from the off-grid rows (in "full-width seams": a colour
     shift that starts mid-row shows as two part-width seams on consecutive grid rows)."""
-    pixels = rgb.astype(np.int16)
-    if pixels.shape[0] < 32 or pixels.shape[1] < 32:
+    if rgb.shape[0] < 32 or rgb.shape[1] < 32:
         return 0.0
-    jumps = (np.abs(np.diff(pixels, axis=0)).max(axis=2) > SEAM_STEP).mean(axis=1)  # boundary y -> y+1
+    # |upper - lower| per channel in uint8 (larger minus smaller), then the largest channel: the
+    # same as in signed integers without a 16-bit copy of a full-resolution image.
+    upper, lower = rgb[:-1], rgb[1:]
+    step = np.maximum(upper, lower) - np.minimum(upper, lower)
+    step = np.maximum(np.maximum(step[..., 0], step[..., 1]), step[..., 2])
+    jumps = np.count_nonzero(step > SEAM_STEP, axis=1) / rgb.shape[1]  # boundary y -> y+1
     best = 0.0
     for phase in range(8):  # where the grid lies (an EXIF rotation can move it)
         on_grid = np.zeros(jumps.shape, dtype=bool)
@@ -100,10 +104,30 @@ def _flat_block_fraction(rgb: np.ndarray) -> float:
     h, w = (rgb.shape[0] // 8) * 8, (rgb.shape[1] // 8) * 8
     if h == 0 or w == 0:
         return 0.0
-    blocks = rgb[:h, :w].reshape(h // 8, 8, w // 8, 8, 3).astype(np.int16)
-    flat = (blocks.max(axis=(1, 3)) - blocks.min(axis=(1, 3))).max(axis=-1) <= 1
-    dark = blocks.mean(axis=(1, 3, 4)) < 24
-    return float((flat & ~dark).mean())
+    # Each reduction runs over a block's 8 rows first (whole contiguous rows at a time), then over
+    # its 8 columns of the 8-times smaller result: numpy's own reduction along a short strided axis
+    # costs many times more on a 12-megapixel image.
+    band_rows = rgb[:h, :w].reshape(h // 8, 8, w, 3)
+
+    def per_block(combine: np.ufunc, dtype: type | None = None) -> np.ndarray:
+        over_rows = _over_eight(band_rows, 1, combine, dtype)
+        return _over_eight(over_rows.reshape(h // 8, w // 8, 8, 3), 2, combine)
+
+    top, bottom, sums = per_block(np.maximum), per_block(np.minimum), per_block(np.add, np.uint16)
+    flat = (top - bottom).max(axis=-1) <= 1  # uint8: top >= bottom
+    total = sums[..., 0].astype(np.uint32) + sums[..., 1] + sums[..., 2]
+    dark = total < 24 * 8 * 8 * 3  # a block mean under 24, in whole numbers
+    return float(np.count_nonzero(flat & ~dark) / flat.size)
+
+
+def _over_eight(values: np.ndarray, axis: int, combine: np.ufunc, dtype: type | None = None) -> np.ndarray:
+    """`combine` (np.maximum, np.minimum, np.add) of the 8 entries along `axis`, in `dtype`
+    (the values' own by default; wide enough for a sum)."""
+    parts = np.moveaxis(values, axis, 0)
+    result = parts[0].astype(dtype or values.dtype)
+    for part in parts[1:]:
+        combine(result, part, out=result)
+    return result
 
 
 def image_refusal(image: np.ndarray) -> str | None:

@@ -101,3 +101,49 @@ def test_shared_test_split_is_rarely_refused_and_junk_always_is():
     others = [junk_images.bit_flipped(data, flips=30, seed=100 + i, within=1.0) for i, data in enumerate(real[100:140])]
     verdicts = judge(others, analyzer)
     assert not any(v.startswith("ok") for v in verdicts), [i + 100 for i, v in enumerate(verdicts) if v.startswith("ok")]
+
+
+def _flat_blocks_by_definition(rgb: np.ndarray) -> float:
+    """Share of whole 8x8 blocks whose every channel spans at most 1 level and whose mean is 24 or more."""
+    blocks = [rgb[y:y + 8, x:x + 8].astype(int) for y in range(0, rgb.shape[0] - 7, 8)
+              for x in range(0, rgb.shape[1] - 7, 8)]
+    flat = [(b.max(axis=(0, 1)) - b.min(axis=(0, 1))).max() <= 1 and b.mean() >= 24 for b in blocks]
+    return sum(flat) / len(flat)
+
+
+def _seam_excess_by_definition(rgb: np.ndarray) -> float:
+    """Per row boundary, the share of columns whose largest channel step exceeds SEAM_STEP; the best
+    grid phase's sum over its rows minus what the other rows' mean predicts."""
+    pixels = rgb.astype(int)
+    jumps = [float(np.mean([max(abs(pixels[y + 1, x] - pixels[y, x])) > plausibility.SEAM_STEP
+                            for x in range(rgb.shape[1])])) for y in range(rgb.shape[0] - 1)]
+    best = 0.0
+    for phase in range(8):
+        on = [jumps[y] for y in range(len(jumps)) if y % 8 == phase]
+        off = [jumps[y] for y in range(len(jumps)) if y % 8 != phase]
+        best = max(best, sum(on) - np.mean(off) * len(on))
+    return best
+
+
+@pytest.mark.parametrize("shape", [(64, 72), (61, 77), (40, 33)])
+def test_block_and_seam_measures_follow_their_definitions(shape):
+    """The whole-array arithmetic gives what the definitions say, pixel by pixel, on an image with
+    decoder-fill blocks (bright, and dark ones that do not count), seams on the block grid, a
+    partial last block row and column, and values at both ends of the range."""
+    rng = np.random.default_rng(shape[0])
+    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    rgb = np.stack([yy + xx, 2 * xx, 200 - yy], axis=-1) + rng.integers(0, 3, (*shape, 3))
+    rgb = rgb.clip(0, 255).astype(np.uint8)
+    rgb[34:, :20] = rng.integers(0, 256, (shape[0] - 34, 20, 3))  # full-range noise
+    rgb[8:16, 8:24] = (128, 127, 129)  # two flat bright blocks
+    rgb[16:24, 0:8] = 129
+    rgb[16:24, 0:8:2, 1] = 128  # one level of spread: still flat
+    rgb[0:8, 16:24] = 10  # flat but dark
+    rgb[24:32, 8:16] = (255, 0, 255)  # flat, mean 170
+    rgb[24:32, 16:24] = 100
+    rgb[24, 16:24] = 102  # two levels of spread: not flat
+    rgb[32:, :] = np.clip(rgb[32:].astype(int) + 60, 0, 255).astype(np.uint8)  # a seam at row 32
+    assert plausibility._flat_block_fraction(rgb) == pytest.approx(_flat_blocks_by_definition(rgb), abs=1e-12)
+    assert plausibility._flat_block_fraction(rgb) > 0
+    assert plausibility._grid_seam_excess(rgb) == pytest.approx(_seam_excess_by_definition(rgb), abs=1e-9)
+    assert plausibility._grid_seam_excess(rgb) > 0.5  # the seam on the grid stands out
