@@ -46,12 +46,13 @@ class LiteRunConfig:
 def classifier_input(image: np.ndarray, mask: np.ndarray | None, config: LiteRunConfig) -> np.ndarray:
     """The classifier's input for one RGB image: colour constancy, then the crop, at the run's size.
     The Analyzer calls this too, so training and inference prepare images the same way."""
-    if config.colour_constancy:
-        image = shades_of_gray(image)
     if config.crop == "lesion" and mask is not None:
         box = lesion_crop_box(mask, config.margin)
     else:
         box = lesion_crop_box(np.zeros(image.shape[:2], np.uint8))
+    if config.colour_constancy:  # the box alone, with the whole image's illuminant
+        image = shades_of_gray(image, region=box)
+        box = (0, 0, image.shape[1], image.shape[0])
     return crop_resize(image, box, (config.size, config.size))
 
 

@@ -100,12 +100,20 @@ def crop_resize(image: np.ndarray, box: tuple[int, int, int, int], size: tuple[i
     return np.asarray(Image.fromarray(image).crop(box).resize((width, height), Image.BILINEAR))
 
 
-def shades_of_gray(image: np.ndarray, power: float = 6.0) -> np.ndarray:
+def shades_of_gray(image: np.ndarray, power: float = 6.0,
+                   region: tuple[int, int, int, int] | None = None) -> np.ndarray:
     """Shades of Gray colour constancy (Finlayson & Trezzi 2004), as ISIC 2018-2019 winners used
     against differences between dermoscopes: estimate the illuminant per channel as the Minkowski
-    p-norm mean and scale each channel so that the illuminant becomes grey."""
+    p-norm mean and scale each channel so that the illuminant becomes grey.
+
+    ``region`` = (left, top, right, bottom), inside the image: only that part is corrected and
+    returned, with the whole image's illuminant (the correction is per pixel, so this is the same
+    as cutting the region from the corrected image, without correcting pixels nobody reads)."""
     pixels = np.asarray(image, np.float32)
     illuminant = np.power(np.mean(np.power(pixels, power), axis=(0, 1)), 1.0 / power)
     illuminant = illuminant / (np.sqrt(np.sum(illuminant**2)) + 1e-6)
+    if region is not None:
+        left, top, right, bottom = region
+        pixels = pixels[top:bottom, left:right]
     scaled = pixels / (illuminant * np.sqrt(3.0) + 1e-6)
     return np.clip(scaled, 0, 255).astype(np.uint8)

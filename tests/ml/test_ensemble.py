@@ -192,3 +192,13 @@ def test_ensemble_add_refuses_a_source_that_does_not_match_its_json(model_pair, 
     assert main(["ensemble-add", str(source), "--name", "small", "--models", str(models)]) == 2
     assert "does not match" in capsys.readouterr().err
     assert (models / "classifier.json").read_bytes() == before and not (models / "classifier_small.keras").exists()
+
+
+def test_colour_correcting_only_the_classifiers_box_gives_the_cut_of_the_corrected_image():
+    """The illuminant is the whole image's; the correction per pixel, so the box alone is enough."""
+    image = synthetic_capture(11, size=(120, 160))
+    image[:, :30] = (250, 40, 40)  # a red strip outside the box still moves the illuminant
+    box = (50, 20, 130, 100)
+    region = shades_of_gray(image, region=box)
+    assert np.array_equal(region, shades_of_gray(image)[20:100, 50:130])
+    assert not np.array_equal(region, shades_of_gray(image[20:100, 50:130]))
