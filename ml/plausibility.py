@@ -33,7 +33,8 @@ MAX_ROUGH_FRACTION = 0.20  # share of pixels differing from their neighbour by m
 ROUGH_STEP = 48
 MAX_SEAM_EXCESS = 1.2  # full-width colour seams on the JPEG block grid (corrupt decode), see below
 SEAM_STEP = 24
-MAX_FLAT_RUN_FRACTION = 0.30  # share of the image in perfectly flat non-black 8x8 blocks (decoder fill)
+MAX_FLAT_RUN_FRACTION = 0.30  # share of the image in perfectly flat non-black 8x8 blocks of one colour (decoder fill)
+FILL_COLOUR_TOLERANCE = 2  # levels per channel within which flat blocks count as the same fill colour
 # After segmentation (on the 0/1 lesion mask).
 MIN_LESION_FRACTION = 0.002  # a lesion smaller than this share of the frame counts as "none found"
 MAX_LESION_FRACTION = 0.97  # a "lesion" covering more than this is the whole frame, not a lesion
@@ -99,8 +100,11 @@ def _grid_seam_excess(rgb: np.ndarray) -> float:
 
 
 def _flat_block_fraction(rgb: np.ndarray) -> float:
-    """Share of the image in perfectly flat, non-black 8x8 blocks (a decoder's grey fill after
-    the data ran out; real skin has sensor noise, and a dermoscope's vignette is black)."""
+    """Share of the image in perfectly flat, non-black 8x8 blocks of one colour: a decoder's grey
+    fill after the data ran out. Real skin has sensor noise and a dermoscope's vignette is black;
+    a very smooth picture (a strongly denoised phone photo, an image scaled up) has flat blocks too,
+    but their colours follow the picture, while a fill repeats one colour (the commonest flat
+    block's, within FILL_COLOUR_TOLERANCE levels)."""
     h, w = (rgb.shape[0] // 8) * 8, (rgb.shape[1] // 8) * 8
     if h == 0 or w == 0:
         return 0.0
@@ -117,7 +121,13 @@ def _flat_block_fraction(rgb: np.ndarray) -> float:
     flat = (top - bottom).max(axis=-1) <= 1  # uint8: top >= bottom
     total = sums[..., 0].astype(np.uint32) + sums[..., 1] + sums[..., 2]
     dark = total < 24 * 8 * 8 * 3  # a block mean under 24, in whole numbers
-    return float(np.count_nonzero(flat & ~dark) / flat.size)
+    candidates = top[flat & ~dark].astype(np.int16)  # each flat block's colour, to within a level
+    if len(candidates) == 0:
+        return 0.0
+    colours, counts = np.unique(candidates, axis=0, return_counts=True)
+    fill = colours[np.argmax(counts)]
+    same = (np.abs(candidates - fill) <= FILL_COLOUR_TOLERANCE).all(axis=1)
+    return float(np.count_nonzero(same) / flat.size)
 
 
 def _over_eight(values: np.ndarray, axis: int, combine: np.ufunc, dtype: type | None = None) -> np.ndarray:

@@ -104,11 +104,18 @@ def test_shared_test_split_is_rarely_refused_and_junk_always_is():
 
 
 def _flat_blocks_by_definition(rgb: np.ndarray) -> float:
-    """Share of whole 8x8 blocks whose every channel spans at most 1 level and whose mean is 24 or more."""
+    """Share of whole 8x8 blocks whose every channel spans at most 1 level, whose mean is 24 or more,
+    and whose colour (each channel's highest level) is within FILL_COLOUR_TOLERANCE of the colour
+    most such blocks have."""
     blocks = [rgb[y:y + 8, x:x + 8].astype(int) for y in range(0, rgb.shape[0] - 7, 8)
               for x in range(0, rgb.shape[1] - 7, 8)]
-    flat = [(b.max(axis=(0, 1)) - b.min(axis=(0, 1))).max() <= 1 and b.mean() >= 24 for b in blocks]
-    return sum(flat) / len(flat)
+    flat = [tuple(b.max(axis=(0, 1))) for b in blocks
+            if (b.max(axis=(0, 1)) - b.min(axis=(0, 1))).max() <= 1 and b.mean() >= 24]
+    if not flat:
+        return 0.0
+    fill = max(sorted(set(flat)), key=flat.count)  # the commonest; the lowest of equally common ones
+    same = [c for c in flat if max(abs(a - b) for a, b in zip(c, fill)) <= plausibility.FILL_COLOUR_TOLERANCE]
+    return len(same) / len(blocks)
 
 
 def _seam_excess_by_definition(rgb: np.ndarray) -> float:
@@ -147,3 +154,21 @@ def test_block_and_seam_measures_follow_their_definitions(shape):
     assert plausibility._flat_block_fraction(rgb) > 0
     assert plausibility._grid_seam_excess(rgb) == pytest.approx(_seam_excess_by_definition(rgb), abs=1e-9)
     assert plausibility._grid_seam_excess(rgb) > 0.5  # the seam on the grid stands out
+
+
+def test_a_smooth_picture_scaled_up_is_not_taken_for_decoder_fill():
+    """Scaled up (or strongly denoised), a picture has many flat 8x8 blocks, each the colour of its
+    part of the picture; a decoder's fill repeats one colour."""
+    from PIL import ImageFilter
+
+    from tests.factories import textured_lesion_image
+
+    small = Image.fromarray(decoded(textured_lesion_image(size=(200, 150)))).filter(ImageFilter.GaussianBlur(1))
+    large = np.asarray(small.resize((3200, 2400), Image.BICUBIC))
+    sampled = [large[y:y + 8, x:x + 8] for y in range(0, 2400, 64) for x in range(0, 3200, 64)]
+    flat_anywhere = float(np.mean([(b.max(axis=(0, 1)) - b.min(axis=(0, 1))).max() <= 1 for b in sampled]))
+    assert flat_anywhere > plausibility.MAX_FLAT_RUN_FRACTION  # many flat blocks: the old measure refused it
+    assert plausibility.image_refusal(large) is None
+    filled = large.copy()
+    filled[800:] = 128  # the same picture with libjpeg's grey fill
+    assert "damaged" in plausibility.image_refusal(filled)
