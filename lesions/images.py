@@ -219,9 +219,10 @@ def thumbnail_png(data: bytes, size: int = 256) -> bytes:
     the development set's 256-pixel images 6 ms against 23 ms at the default level, for files about
     a sixth larger (a thumbnail is made for every capture, on the analysis workers)."""
     with Image.open(io.BytesIO(data)) as img:
-        # A large JPEG decodes at a reduced scale still at least twice the thumbnail's size, as
-        # Image.thumbnail's own reducing_gap=2 would if the image were not converted first.
-        img.draft("RGB", (2 * size, 2 * size))
+        if img.format == "JPEG":
+            # Not yet decoded, so Image.thumbnail decodes at a reduced scale (at least twice the
+            # thumbnail's size) and keeps the size it computes from the original's.
+            img.thumbnail((size, size))
         img = img.convert("RGB")
         img.thumbnail((size, size))
         out = io.BytesIO()

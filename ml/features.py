@@ -128,21 +128,15 @@ def compactness(mask: np.ndarray) -> float:
     return perimeter(mask) ** 2 / (4 * np.pi * area)
 
 
-def abrupt_border_segments(image: np.ndarray, mask: np.ndarray, band: int | None = None) -> int:
-    """How many of 8 border segments (45° each around the centroid) end abruptly.
-
-    Stolz's B score counts segments where the pigment pattern cuts off sharply at the
-    periphery rather than fading. For each segment the intensity profile across the border
-    is taken from the signed distance to the border; the cut-off is abrupt when more than
-    half of the lesion-to-skin intensity change happens within 1.5 px of the border.
-    """
+def border_profiles(image: np.ndarray, mask: np.ndarray, band: int) -> np.ndarray:
+    """Mean intensity of each of 8 border segments (45° each around the centroid, rows) at four
+    places across the border (columns): deep inside (-band..-band+2 px of signed distance), just
+    inside (-1.5..0), just outside (0..1.5) and far outside (band-2..band); NaN where a segment has
+    no pixel at a place."""
     mask = mask > 0
-    if mask.sum() < 20:
-        return 0
-    gray = image.astype(np.float32).mean(axis=-1) if image.ndim == 3 else image.astype(np.float32)
-    band = band or max(4, int(round(np.sqrt(mask.sum()) / 8)))
     if band < 4:
         raise ValueError(f"band must be at least 4 px (its four profile places overlap below that), not {band}")
+    gray = image.astype(np.float32).mean(axis=-1) if image.ndim == 3 else image.astype(np.float32)
     lesion_ys, lesion_xs = np.nonzero(mask)
     cy, cx = lesion_ys.mean(), lesion_xs.mean()
     # Only pixels within `band` of the border enter a profile, and every distance under band + 0.5
@@ -157,20 +151,33 @@ def abrupt_border_segments(image: np.ndarray, mask: np.ndarray, band: int | None
     ys, xs = np.nonzero(near)
     near_signed, near_gray = signed[near], gray[near].astype(np.float64)
     sector = ((np.degrees(np.arctan2(ys + top - cy, xs + left - cx)) + 360) % 360 // 45).astype(int)
-    # The four places each profile is read: deep inside, just inside, just outside, far outside
-    # (disjoint, as band >= 4).
-    place = np.full(len(near_signed), -1)
+    place = np.full(len(near_signed), -1)  # the places are disjoint, as band >= 4
     for index, (lo, hi) in enumerate(((-band, -band + 2), (-1.5, 0), (0, 1.5), (band - 2, band))):
         place[(near_signed >= lo) & (near_signed < hi)] = index
     read = place >= 0
     cell = sector[read] * 4 + place[read]
     counts = np.bincount(cell, minlength=32).reshape(8, 4)
     sums = np.bincount(cell, weights=near_gray[read], minlength=32).reshape(8, 4)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
+def abrupt_border_segments(image: np.ndarray, mask: np.ndarray, band: int | None = None) -> int:
+    """How many of 8 border segments (45° each around the centroid) end abruptly.
+
+    Stolz's B score counts segments where the pigment pattern cuts off sharply at the
+    periphery rather than fading. For each segment the intensity profile across the border
+    is taken from the signed distance to the border (border_profiles); the cut-off is abrupt when
+    more than half of the lesion-to-skin intensity change happens within 1.5 px of the border.
+    """
+    mask = mask > 0
+    if mask.sum() < 20:
+        return 0
+    band = band or max(4, int(round(np.sqrt(mask.sum()) / 8)))
     abrupt = 0
-    for s in range(8):
-        if not counts[s].all():
+    for deep, near_in, near_out, far in border_profiles(image, mask, band):
+        if np.isnan([deep, near_in, near_out, far]).any():
             continue
-        deep, near_in, near_out, far = sums[s] / counts[s]
         total = abs(far - deep)
         if total < 10:  # no visible contrast in this segment: no cut-off to speak of
             continue
@@ -192,6 +199,8 @@ SKIN_RING_PX = 6
 
 def surrounding_skin_brightness(image: np.ndarray, mask: np.ndarray, ring_px: int = SKIN_RING_PX) -> float | None:
     """Median brightness (mean of R, G, B) of the skin in a ring just outside the lesion."""
+    if ring_px < 1:
+        raise ValueError(f"the skin ring must be at least 1 px wide, not {ring_px}")
     inside = mask > 0
     ys, xs = np.nonzero(inside)
     if len(ys) == 0:

@@ -57,6 +57,8 @@ def _work_copy(image: np.ndarray) -> np.ndarray:
 def measure_image(image: np.ndarray) -> ImageMeasures:
     """The numbers the image checks are made of (also printed by bench/plausibility.py)."""
     rgb = np.asarray(image)
+    if rgb.dtype != np.uint8:  # the block and seam measures work in 8-bit arithmetic
+        raise TypeError(f"expected 8-bit pixels (a decoded image), not {rgb.dtype}")
     if rgb.ndim == 2:
         rgb = np.stack([rgb] * 3, axis=-1)
     small = _work_copy(rgb).astype(np.int16)

@@ -174,6 +174,21 @@ def test_thumbnails_fit_the_box_keep_the_aspect_and_are_png(size, original, expe
         assert (thumb.format, thumb.mode, thumb.size) == ("PNG", "RGB", expected)
 
 
+@pytest.mark.parametrize("original", [(1033, 2581), (3788, 1531), (4000, 3000)])
+def test_a_large_jpeg_decoded_at_a_reduced_scale_keeps_the_thumbnail_size_of_the_whole_image(original):
+    """Where rounding the reduced decode's size would move the aspect, the size is still the one
+    Image.thumbnail gives on the fully decoded picture (102 × 256 for 1033 × 2581, not 103 × 256)."""
+    data = lesion_image(original)
+    with Image.open(io.BytesIO(data)) as whole:
+        whole = whole.convert("RGB")
+        whole.thumbnail((256, 256))
+    with Image.open(io.BytesIO(thumbnail_png(data))) as thumb:
+        assert thumb.size == whole.size
+        # The same picture: the reduced decode only changes how it is sampled.
+        difference = np.abs(np.asarray(thumb, np.int16) - np.asarray(whole, np.int16))
+        assert difference.mean() < 3
+
+
 def test_the_default_thumbnail_is_256_pixels():
     with Image.open(io.BytesIO(thumbnail_png(lesion_image((640, 480))))) as thumb:
         assert thumb.size == (256, 192)

@@ -114,7 +114,8 @@ def test_image_that_always_kills_the_worker_fails_after_bounded_attempts(lesion,
     assert deadly.status == "failed"
     assert "Gave up after 3 attempts" in deadly.error
     assert crashes == 3
-    # Nothing was sent for a fourth attempt: no job is left for a worker to die on.
+    # Nothing was queued for a fourth attempt (the crashed deliveries themselves wait, unacknowledged,
+    # outside the queue until the broker's visibility timeout, and find the analysis failed).
     assert private_redis.queue_length("gpu") == 0
     run_sweep(worker_env)  # a later sweep leaves a failed analysis alone
     deadly.refresh_from_db()

@@ -202,3 +202,33 @@ def test_colour_correcting_only_the_classifiers_box_gives_the_cut_of_the_correct
     region = shades_of_gray(image, region=box)
     assert np.array_equal(region, shades_of_gray(image)[20:100, 50:130])
     assert not np.array_equal(region, shades_of_gray(image[20:100, 50:130]))
+
+
+@pytest.mark.parametrize("options", [{"crop": "lesion", "margin": 0.25, "colour_constancy": True},
+                                     {"colour_constancy": True}, {"crop": "lesion", "margin": 0.5}])
+def test_the_classifier_input_is_the_colour_corrected_image_cut_to_its_box_and_resized(options):
+    """As the model card describes it: colour constancy on the whole image, then the crop (around
+    the lesion, or the largest centred square), then the resize."""
+    from ml.inference import ClassifierInput
+
+    images = [synthetic_capture(s, size=(90, 120)) for s in (1, 2)]
+    masks = [(img.mean(axis=-1) < 110).astype(np.uint8) for img in images]
+    given = ClassifierInput(size=(32, 32), options=options)
+    batch, boxes = given.prepare(images, masks)
+    for img, mask, got, box in zip(images, masks, batch, boxes):
+        expected_box = (lesion_crop_box(mask, options["margin"]) if options.get("crop") == "lesion"
+                        else center_crop_box(img.shape[1], img.shape[0], 1.0))
+        corrected = shades_of_gray(img) if options.get("colour_constancy") else img
+        assert box == expected_box
+        assert np.array_equal(got, crop_resize(corrected, expected_box, (32, 32)).astype(np.float32))
+
+
+@pytest.mark.parametrize("crop", ["lesion", "centre"])
+def test_training_prepares_the_classifier_input_the_same_way(crop):
+    from ml.lite_training import LiteRunConfig, classifier_input
+
+    image = synthetic_capture(4, size=(90, 120))
+    mask = (image.mean(axis=-1) < 110).astype(np.uint8)
+    config = LiteRunConfig(name="t", size=32, crop=crop, margin=0.25, colour_constancy=True)
+    box = lesion_crop_box(mask if crop == "lesion" else np.zeros(mask.shape, np.uint8), 0.25)
+    assert np.array_equal(classifier_input(image, mask, config), crop_resize(shades_of_gray(image), box, (32, 32)))

@@ -165,19 +165,76 @@ def test_nearest_colour_is_the_smallest_euclidean_distance_first_on_a_tie():
             != list(features.DERMOSCOPIC_COLOURS).index("white")).all()
 
 
-@pytest.mark.parametrize("extra_skin", [0, 3, 40])
-def test_border_and_colours_do_not_depend_on_how_much_skin_surrounds_the_lesion(extra_skin):
-    """The measurements read only the lesion and a band of skin around it: more skin changes nothing."""
-    mask = np.maximum(disc(45), disc(25, cy=70, cx=140))
-    img = paint(mask)
-    img[(mask > 0) & (xx < 100)] = (150, 100, 52)
-    img = ndimage.gaussian_filter(img.astype(float), (2, 2, 0)).astype(np.uint8)
-    img[:, :60] = ndimage.gaussian_filter(img[:, :60].astype(float), (6, 6, 0)).astype(np.uint8)
-    padded_mask = np.pad(mask, extra_skin)
-    padded_img = np.pad(img, ((extra_skin, extra_skin), (extra_skin, extra_skin), (0, 0)), mode="edge")
-    assert features.abrupt_border_segments(padded_img, padded_mask) == features.abrupt_border_segments(img, mask)
-    assert features.colours(padded_img, padded_mask) == features.colours(img, mask)
-    assert features.surrounding_skin_brightness(padded_img, padded_mask) == features.surrounding_skin_brightness(img, mask)
+def _border_profiles_by_definition(image, mask, band):
+    """The border profiles as documented, over the whole image: the signed distance to the border;
+    per 45° sector around the centroid, the mean intensity deep inside, just inside, just outside
+    and far outside."""
+    mask = mask > 0
+    gray = image.astype(np.float32).mean(axis=-1)
+    signed = np.where(mask, -ndimage.distance_transform_edt(mask) + 0.5, ndimage.distance_transform_edt(~mask) - 0.5)
+    ys, xs = np.nonzero(mask)
+    rows, cols = np.indices(mask.shape)
+    sector = ((np.degrees(np.arctan2(rows - ys.mean(), cols - xs.mean())) + 360) % 360 // 45).astype(int)
+    profiles = np.full((8, 4), np.nan)
+    for s in range(8):
+        for p, (lo, hi) in enumerate(((-band, -band + 2), (-1.5, 0), (0, 1.5), (band - 2, band))):
+            place = (sector == s) & (signed >= lo) & (signed < hi)
+            if place.any():
+                profiles[s, p] = gray[place].astype(np.float64).mean()
+    return profiles
+
+
+def _abrupt_segments_by_definition(image, mask):
+    """Stolz's B as documented: abrupt where more than half of a visible (10 levels) change from
+    deep inside to far outside happens across the border."""
+    band = max(4, int(round(np.sqrt((mask > 0).sum()) / 8)))
+    abrupt = 0
+    for deep, near_in, near_out, far in _border_profiles_by_definition(image, mask, band):
+        if not np.isnan([deep, near_in, near_out, far]).any() and abs(far - deep) >= 10 \
+                and abs(near_out - near_in) / abs(far - deep) > 0.5:
+            abrupt += 1
+    return abrupt
+
+
+def _skin_brightness_by_definition(image, mask, ring_px=features.SKIN_RING_PX):
+    ring = ndimage.binary_dilation(mask > 0, iterations=ring_px) & ~(mask > 0)
+    return float(np.median(image[ring].astype(np.float32).mean(axis=1))) if ring.any() else None
+
+
+def _lesion_at(cy, cx, seed):
+    rng = np.random.default_rng(seed)
+    lobes = [disc(rng.integers(12, 30), cy=cy + rng.integers(-15, 16), cx=cx + rng.integers(-15, 16)) for _ in range(3)]
+    return np.maximum.reduce(lobes)
+
+
+@pytest.mark.parametrize("cy,cx", [(100, 100), (20, 20), (8, 190), (190, 100), (100, 1), (30, 170)],
+                         ids=["centre", "near-corner", "touching-top-right", "touching-bottom", "touching-left",
+                              "off-centre"])
+def test_border_and_skin_ring_match_their_whole_image_definitions(cy, cx):
+    """Measured on crops around the lesion, the border's abrupt segments and the skin ring give what
+    the definitions give over the whole image, for lesions in the middle, near and touching edges."""
+    counts = []
+    for seed in range(4):
+        mask = _lesion_at(cy, cx, seed)
+        rng = np.random.default_rng(seed)
+        img = paint(mask, colour=(80 + 10 * seed, 50, 35)).astype(float) + rng.normal(0, 4, (SIZE, SIZE, 3))
+        img = np.clip(img, 0, 255).astype(np.uint8)
+        soft = slice(0, max(4, cy + 12 * (seed - 1)))  # the lesion's upper part fades into the skin
+        img[soft] = ndimage.gaussian_filter(img[soft].astype(float), (5, 5, 0))
+        counts.append(features.abrupt_border_segments(img, mask))
+        assert counts[-1] == _abrupt_segments_by_definition(img, mask)
+        for band in (4, 9):
+            np.testing.assert_allclose(features.border_profiles(img, mask, band),
+                                       _border_profiles_by_definition(img, mask, band), rtol=1e-9)
+        for ring_px in (1, 2, features.SKIN_RING_PX, 15):
+            assert features.surrounding_skin_brightness(img, mask, ring_px) == _skin_brightness_by_definition(
+                img, mask, ring_px)
+    assert len(set(counts)) > 1 or 0 < counts[0] < 8  # the images test more than one answer
+
+
+def test_a_skin_ring_under_one_pixel_is_refused():
+    with pytest.raises(ValueError, match="at least 1 px"):
+        features.surrounding_skin_brightness(paint(disc()), disc(), ring_px=0)
 
 
 def test_a_border_band_under_four_pixels_is_refused():

@@ -172,3 +172,12 @@ def test_a_smooth_picture_scaled_up_is_not_taken_for_decoder_fill():
     filled = large.copy()
     filled[800:] = 128  # the same picture with libjpeg's grey fill
     assert "damaged" in plausibility.image_refusal(filled)
+
+
+@pytest.mark.parametrize("fill,counted", [((24, 24, 24), True), ((23, 24, 24), False), ((24, 24, 25), True)])
+def test_a_fill_counts_from_a_block_mean_of_24_up(fill, counted):
+    """Decoder fill is not dark: a block whose mean is 24 or more counts, one under 24 does not (a
+    dermoscope's black vignette)."""
+    rgb = np.random.default_rng(3).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    rgb[32:] = fill
+    assert plausibility._flat_block_fraction(rgb) == (0.5 if counted else 0.0)
