@@ -10,7 +10,7 @@ Environment:
   BENCH_GROWTH        clinic sizes for the growth table (default "0.1,1"; "0.1,1,10" for 2 million captures)
   BENCH_SWEEP         gunicorn settings to compare on the growth pages (default "2x4 3x4 4x2 6x1"; empty to skip)
   BENCH_REPEAT        wrk runs per page and number of users (default 1); the run with the median p95 is reported
-  BENCH_STAGES        which stages to run (default "inference pipeline web similar growth sweep"); the summary
+  BENCH_STAGES        which stages to run (default "inference large pipeline web similar growth sweep"); the summary
                       is always rebuilt from whatever bench-results/ holds
 Each stage exits non-zero on a failed request or analysis, and so does this script.
 """
@@ -68,7 +68,7 @@ def seeded_clinic(py: str, env: dict[str, str], scale: float, data: str) -> floa
 
 def main() -> int:
     OUT.mkdir(exist_ok=True)
-    stages = os.environ.get("BENCH_STAGES", "inference pipeline web similar growth sweep").split()
+    stages = os.environ.get("BENCH_STAGES", "inference large pipeline web similar growth sweep").split()
     base_url = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/lesiontrack_bench")
     data = os.environ.get("BENCH_DATA", str(REPO.parent / "shared" / "data" / "lesions-dev"))
     growth = [float(x) for x in os.environ.get("BENCH_GROWTH", "0.1,1").split(",") if x]
@@ -88,6 +88,8 @@ def main() -> int:
 
     if "inference" in stages:
         stage("inference", [py, "-m", "ml", "bench-inference", "--out", str(OUT / "inference.json")], env)
+    if "large" in stages:
+        stage("large", [py, "bench/large_capture.py", "--data", data, "--out", str(OUT / "large_capture.json")], env)
     seeding = {}
     if {"pipeline", "web", "sweep"} & set(stages):
         seeding["1"] = seeded_clinic(py, env, 1.0, data)
@@ -128,7 +130,7 @@ def write_summary() -> None:
     from bench.report import machine_description  # noqa: PLC0415
 
     combined: dict = {"machine": machine_description(), "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
-    for name in ("inference", "pipeline", "web", "gunicorn", "seeding", "similar"):
+    for name in ("inference", "large_capture", "pipeline", "web", "gunicorn", "seeding", "similar"):
         path = OUT / f"{name}.json"
         if path.exists():
             combined[name] = json.loads(path.read_text())
@@ -174,6 +176,14 @@ def markdown(c: dict) -> str:
                 lines.append(f"| {batch} | {stage} | {s['median_ms']:.1f} | {s['p95_ms']:.1f} |")
         if inf.get("where_compiled_loses"):
             lines += ["", inf["where_compiled_loses"]]
+        lines.append("")
+    if "large_capture" in c:
+        large = c["large_capture"]
+        lines += [f"## One capture at camera sizes (median ms of {large['repeat']}, runtime {large['runtime']})", "",
+                  "| step | " + " | ".join(f"{r['side']} px" for r in large["rows"]) + " |",
+                  "|---|" + "---|" * len(large["rows"])]
+        for step in large["rows"][0]["median_ms"]:
+            lines.append(f"| {step} | " + " | ".join(f"{r['median_ms'][step]:.0f}" for r in large["rows"]) + " |")
         lines.append("")
     if "pipeline" in c:
         lines += ["## Pipeline (burst of uploads, real workers)", "",
