@@ -49,6 +49,15 @@ def overlay_outline(image: np.ndarray, mask: np.ndarray, colour: tuple[int, int,
 def heatmap_overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.45) -> np.ndarray:
     """A 0..1 heat map blended over the image with a blue→red colour ramp."""
     heat = np.clip(resize_probability(heat, image.shape[:2]), 0.0, 1.0)
-    ramp = np.stack([heat, 1.0 - np.abs(heat - 0.5) * 2, 1.0 - heat], axis=-1) * 255
-    blended = (1 - alpha) * image.astype(np.float32) + alpha * ramp
-    return np.clip(blended, 0, 255).astype(np.uint8)
+    # One channel at a time, with the same float32 operations in the same order as blending the
+    # whole (H, W, 3) ramp at once, so the same pixels, without three image-sized float temporaries
+    # (hundreds of MB for a 12-megapixel capture).
+    out = np.empty(image.shape, np.uint8)
+    for channel, ramp in enumerate(_RAMP):
+        blended = (1 - alpha) * image[..., channel].astype(np.float32) + alpha * (ramp(heat) * 255)
+        out[..., channel] = np.clip(blended, 0, 255)
+    return out
+
+
+# The blue→red ramp's red, green and blue for a 0..1 heat value.
+_RAMP = (lambda heat: heat, lambda heat: 1.0 - np.abs(heat - 0.5) * 2, lambda heat: 1.0 - heat)
