@@ -28,7 +28,7 @@ from ml import tflite_runtime
 from ml.contracts import DEFAULT_MODELS_DIR, FeatureRecord, ModelsMissing, read_model_manifest
 from ml.features import measure
 from ml.postprocess import heatmap_overlay, overlay_outline, postprocess_mask, resize_probability
-from ml.preprocessing import apply_mask, center_crop_box, crop_resize, lesion_crop_box, resize_image, shades_of_gray
+from ml.preprocessing import apply_mask, center_crop_box, classifier_view, lesion_crop_box, resize_image
 from ml.score_calibration import PlattScaling, mean_logit
 from ml.synthetic import synthetic_capture
 
@@ -114,14 +114,9 @@ class ClassifierInput:
         if self.variant != "image":
             images = [apply_mask(img, m) for img, m in zip(images, masks)]
         boxes = self.boxes(images, masks)  # from the shapes and masks alone
-        if self.options.get("colour_constancy"):
-            # Only the box is corrected (with the whole image's illuminant): on a 12-megapixel
-            # capture most of the correction's time went to pixels outside it.
-            regions = [shades_of_gray(img, region=box) for img, box in zip(images, boxes)]
-            batch = np.stack([crop_resize(region, (0, 0, region.shape[1], region.shape[0]), self.size)
-                              for region in regions])
-        else:
-            batch = np.stack([crop_resize(img, box, self.size) for img, box in zip(images, boxes)])
+        colour_constancy = bool(self.options.get("colour_constancy"))
+        batch = np.stack([classifier_view(img, box, self.size, colour_constancy=colour_constancy)
+                          for img, box in zip(images, boxes)])
         return batch.astype(np.float32), boxes
 
     def views(self, batch: np.ndarray) -> list[np.ndarray]:

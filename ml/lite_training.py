@@ -21,7 +21,7 @@ import numpy as np
 from keras import layers
 
 from ml.classifier import build_lite_classifier, class_weights
-from ml.preprocessing import crop_resize, lesion_crop_box, shades_of_gray
+from ml.preprocessing import classifier_view, lesion_crop_box
 
 
 @dataclass
@@ -50,10 +50,7 @@ def classifier_input(image: np.ndarray, mask: np.ndarray | None, config: LiteRun
         box = lesion_crop_box(mask, config.margin)
     else:
         box = lesion_crop_box(np.zeros(image.shape[:2], np.uint8))
-    if config.colour_constancy:  # the box alone, with the whole image's illuminant
-        image = shades_of_gray(image, region=box)
-        box = (0, 0, image.shape[1], image.shape[0])
-    return crop_resize(image, box, (config.size, config.size))
+    return classifier_view(image, box, (config.size, config.size), colour_constancy=config.colour_constancy)
 
 
 def augmentation(config: LiteRunConfig) -> keras.Sequential:

@@ -46,6 +46,10 @@ def overlay_outline(image: np.ndarray, mask: np.ndarray, colour: tuple[int, int,
     return out
 
 
+# The blue→red ramp's red, green and blue for a 0..1 heat value.
+_RAMP = (lambda heat: heat, lambda heat: 1.0 - np.abs(heat - 0.5) * 2, lambda heat: 1.0 - heat)
+
+
 def heatmap_overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.45) -> np.ndarray:
     """A 0..1 heat map blended over the image with a blue→red colour ramp."""
     heat = np.clip(resize_probability(heat, image.shape[:2]), 0.0, 1.0)
@@ -58,6 +62,3 @@ def heatmap_overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.45) ->
         out[..., channel] = np.clip(blended, 0, 255)
     return out
 
-
-# The blue→red ramp's red, green and blue for a 0..1 heat value.
-_RAMP = (lambda heat: heat, lambda heat: 1.0 - np.abs(heat - 0.5) * 2, lambda heat: 1.0 - heat)

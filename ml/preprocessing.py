@@ -100,6 +100,17 @@ def crop_resize(image: np.ndarray, box: tuple[int, int, int, int], size: tuple[i
     return np.asarray(Image.fromarray(image).crop(box).resize((width, height), Image.BILINEAR))
 
 
+def classifier_view(image: np.ndarray, box: tuple[int, int, int, int], size: tuple[int, int], *,
+                    colour_constancy: bool) -> np.ndarray:
+    """What a classifier sees of one image: ``box`` cut out and resized to ``size`` = (height,
+    width), colour-corrected first where asked (Shades of Gray with the whole image's illuminant,
+    applied to the box alone). Used by the Analyzer and by training alike."""
+    if not colour_constancy:
+        return crop_resize(image, box, size)
+    region = shades_of_gray(image, region=box)
+    return crop_resize(region, (0, 0, region.shape[1], region.shape[0]), size)
+
+
 def shades_of_gray(image: np.ndarray, power: float = 6.0,
                    region: tuple[int, int, int, int] | None = None) -> np.ndarray:
     """Shades of Gray colour constancy (Finlayson & Trezzi 2004), as ISIC 2018-2019 winners used
