@@ -20,8 +20,9 @@ class Clinic(models.Model):
 class DataGeneration(models.Model):
     """How many committed writes have changed a clinic's clinical records: patients, and on the
     lesions side lesions, captures, analyses and histopathology. Pages derived from those records
-    (the worklist) are cached under the clinic's generation, the sum over its rows, so any change
-    is a new key and nothing cached can be stale.
+    (the worklist, the case and patient pages, patient searches: clinic.page_cache) are cached
+    under the clinic's generation, the sum over its rows, so any change is a new key and nothing
+    cached can be stale.
 
     Written only by PostgreSQL triggers (migrations clinic 0006 and 0007, lesions 0009 and 0010),
     for every INSERT, UPDATE and DELETE statement, whoever runs it: the ORM, QuerySet.update(), the

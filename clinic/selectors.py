@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
+import secrets
 from dataclasses import dataclass
 from functools import cache
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.paginator import Page
 from django.db import connection
 from django.db.models import BooleanField, Count, F, Func, Q, QuerySet, Sum, TextField, Value
 from django.shortcuts import get_object_or_404
 
 from clinic.models import Clinic, DataGeneration, Patient
+from clinic.page_cache import cached_under
+from clinic.paging import CountedPaginator
 
 logger = logging.getLogger("clinic.selectors")
 
@@ -58,7 +63,7 @@ def missing_generation_triggers() -> tuple[str, ...]:
         enabled = set(cursor.fetchall())
     missing = tuple(trigger for table, trigger in expected if (table, trigger) not in enabled)
     if missing:
-        logger.warning("data generation triggers missing or disabled, the worklist is not cached: %s",
+        logger.warning("data generation triggers missing or disabled, no page is cached: %s",
                        ", ".join(missing))
     return missing
 
@@ -150,11 +155,67 @@ def patient_search(user: AbstractBaseUser, query: str, cap: int | None = None) -
     several clinics keeps the two LIKEs: PostgreSQL 15 cannot walk that index in name order across
     several clinic ids, so the function would only add a call per match."""
     cap = SEARCH_MATCH_CAP if cap is None else cap
+    return _patient_search(user, query, cap, _search_stamp(user))
+
+
+def _patient_search(user: AbstractBaseUser, query: str, cap: int, stamp: tuple) -> PatientSearch:
+    """patient_search, its count kept under `stamp` (see _search_stamp)."""
     patients = patients_for(user, query)
-    matched = count_up_to(patients, cap)
+    # The search form's post counts the matches for its audit row; the result page it redirects to,
+    # when served by the same web process, takes that count instead of counting again.
+    matched = cached_under(_search_key(user, query, "count", cap), stamp, lambda: count_up_to(patients, cap),
+                           cache=SEARCH_CACHE)
     if matched > cap and len(clinic_ids_for(user)) == 1:
         patients = patients_for(user, query, common_name=True)
     return PatientSearch(patients, matched, cap)
+
+
+SEARCH_CACHE = "searches"  # settings.CACHES
+# Keys carry a keyed hash of the search text: a plain hash of a surname is reversed from a list of
+# surnames. Per process, as the cache is.
+_SEARCH_KEY_SECRET = secrets.token_bytes(16)
+
+
+def _search_stamp(user: AbstractBaseUser) -> tuple:
+    """What a kept search is valid under (clinic.page_cache.cached_under): the data generation of
+    each of the user's clinics, as one item, so that the stamp starts with None, and nothing is
+    kept, where any clinic has no generation (or the user has no clinic). Read before the records."""
+    generations = tuple(data_generation(clinic_id) for clinic_id in clinic_ids_for(user))
+    return (None,) if not generations or None in generations else (generations,)
+
+
+def _search_key(user: AbstractBaseUser, query: str, *parts: object) -> str:
+    """A search's cache key: the user's clinics, the text's keyed hash, then `parts`."""
+    digest = hmac.new(_SEARCH_KEY_SECRET, query.strip().encode(), "sha256").hexdigest()[:32]
+    clinics = ",".join(map(str, clinic_ids_for(user)))
+    return ":".join(["search", clinics, digest, *map(str, parts)])
+
+
+def patient_search_page(user: AbstractBaseUser, query: str, page_number: str | int | None, per_page: int
+                        ) -> tuple[PatientSearch, Page]:
+    """One page of a patient search (or of the whole list, for an empty query), each patient with
+    their lesion count (`lesion_count`).
+
+    The count and each page's patient ids and lesion counts are kept in this process's search cache
+    while the user's clinics' records are unchanged: going back to the results after opening a
+    patient, or paging back, reads the page's patients by key instead of searching again. The first
+    view after any write to the clinics' records searches again."""
+    stamp = _search_stamp(user)  # before the records: see data_generation
+    search = _patient_search(user, query, SEARCH_MATCH_CAP, stamp)
+    page = CountedPaginator(search.patients, per_page, count=search.listed).get_page(page_number)
+    rows = cached_under(
+        _search_key(user, query, "page", SEARCH_MATCH_CAP, per_page, page.number), stamp,
+        lambda: [(patient.pk, patient.lesion_count) for patient in with_lesion_counts(list(page.object_list))],
+        cache=SEARCH_CACHE)
+    # Each patient's row as it is now, within the user's clinics whatever the key says.
+    by_pk = Patient.objects.filter(clinic_id__in=clinic_ids_for(user)).select_related("clinic").in_bulk(
+        [pk for pk, _ in rows])
+    page.object_list = []
+    for pk, lesion_count in rows:
+        if pk in by_pk:
+            by_pk[pk].lesion_count = lesion_count
+            page.object_list.append(by_pk[pk])
+    return search, page
 
 
 def with_lesion_counts(patients: list[Patient]) -> list[Patient]:

@@ -8,7 +8,6 @@ from django.urls import reverse
 from clinic import audit, searches, selectors, services
 from clinic.forms import PatientForm, PatientSearchForm
 from clinic.models import AuditEvent
-from clinic.paging import CountedPaginator
 
 PATIENTS_PER_PAGE = 25
 
@@ -33,9 +32,7 @@ def patient_list(request: HttpRequest) -> HttpResponse:
     if query is None:
         messages.info(request, "That search has expired; please search again.")
         return redirect("patient_list")
-    search = selectors.patient_search(request.user, query)
-    page = CountedPaginator(search.patients, PATIENTS_PER_PAGE, count=search.listed).get_page(request.GET.get("page"))
-    page.object_list = selectors.with_lesion_counts(list(page.object_list))
+    search, page = selectors.patient_search_page(request.user, query, request.GET.get("page"), PATIENTS_PER_PAGE)
     form = PatientSearchForm(initial={"q": query})
     return render(request, "clinic/patient_list.html",
                   {"page": page, "search": search, "form": form, "query": query, "token": token})

@@ -7,7 +7,6 @@ import re
 import secrets
 import sys
 import time
-from collections.abc import Callable
 from datetime import date
 from functools import cache
 
@@ -21,6 +20,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from clinic.models import Patient
+from clinic.page_cache import cached_under
 from clinic.selectors import data_generation
 from lesions import notes, selectors, stage_note
 from lesions.body_map import Marker, render_inline_svg
@@ -327,7 +327,7 @@ WORKLIST_SECTIONS_TEMPLATE = "lesions/_worklist_sections.html"
 def worklist_html(clinic_id: int, today: date) -> SafeString:
     """The worklist's counts and sections for one clinic on one day, rendered.
 
-    Kept in this process's page-part cache (_cached_part) under the clinic's data generation,
+    Kept in this process's page-part cache (clinic.page_cache) under the clinic's data generation,
     which every write to the clinic's records advances (clinic.models.DataGeneration, kept by database triggers): a
     page is served from the cache only while that generation is unchanged, so a new analysis,
     assessment, result or deletion shows on the next request. The day is in the key because what
@@ -340,33 +340,16 @@ def worklist_html(clinic_id: int, today: date) -> SafeString:
             "clinic_id": clinic_id, "sections": selectors.worklist(clinic_id, today),
             "due_within_days": DUE_WITHIN_DAYS})
 
-    return mark_safe(_cached_part(f"worklist:{clinic_id}:{today.isoformat()}", stamp, build))  # noqa: S308 - our own template's output, escaped there
+    return mark_safe(cached_under(f"worklist:{clinic_id}:{today.isoformat()}", stamp, build))  # noqa: S308 - our own template's output, escaped there
 
 
 CASE_BODY_TEMPLATE = "lesions/_case_body.html"
 PATIENT_LESIONS_TEMPLATE = "lesions/_patient_lesions.html"
-PAGE_PART_TTL_S = 24 * 3600
 # The cached case body is rendered without a request, so each {% csrf_token %} in it renders this
 # stand-in, replaced by the request's own token on every response. Random per process so that
 # nothing a user can type forges it; and typed text is escaped, so it never holds the <input> tag.
 _CSRF_STAND_IN = secrets.token_hex(16)
 _CSRF_INPUT = '<input type="hidden" name="csrfmiddlewaretoken" value="{}">'
-
-
-def _cached_part(key: str, stamp: tuple, build: Callable[[], str]) -> str:
-    """`build()`, kept in this process's "page_parts" cache under `key` while `stamp` (the clinic's
-    data generation first, then whatever else the part shows that is not in the clinic's records)
-    is unchanged. One entry per key, replaced on each change. Nothing is kept without a generation
-    (SQLite, or missing triggers: see clinic.selectors.data_generation)."""
-    parts = caches["page_parts"]
-    if stamp[0] is not None:
-        cached = parts.get(key)
-        if cached is not None and cached[0] == stamp:
-            return cached[1]
-    html = build()
-    if stamp[0] is not None:
-        parts.set(key, (stamp, html), PAGE_PART_TTL_S)
-    return html
 
 
 def _similar_index_epoch() -> int:
@@ -379,7 +362,7 @@ def _similar_index_epoch() -> int:
 def case_body_html(lesion: Lesion, csrf_token: str) -> SafeString:
     """The case page's body (all of its content but the page frame), rendered from the saved rows.
 
-    Cached per process (see _cached_part) under the clinic's data generation, which every write to
+    Cached per process (see clinic.page_cache) under the clinic's data generation, which every write to
     the clinic's patients, lesions, captures, analyses and histopathology advances; the day (the
     recall badge moves with it); the shipped models' version (older analyses are named and
     calibrated by it); the assessor's name (a user, whose table no trigger counts); and the
@@ -406,13 +389,13 @@ def case_body_html(lesion: Lesion, csrf_token: str) -> SafeString:
                      .filter(pk=lesion.pk, patient__clinic_id=clinic_id).first() or lesion)
         return render_to_string(CASE_BODY_TEMPLATE, {**case_context(fresh), "csrf_token": _CSRF_STAND_IN})
 
-    html = _cached_part(f"case:{clinic_id}:{lesion.pk}", stamp, build)
+    html = cached_under(f"case:{clinic_id}:{lesion.pk}", stamp, build)
     return mark_safe(html.replace(_CSRF_INPUT.format(_CSRF_STAND_IN), format_html(_CSRF_INPUT, csrf_token)))  # noqa: S308 - our own template's output, escaped there
 
 
 def patient_lesions_html(patient: Patient) -> SafeString:
     """The patient page's lesions table and body map, rendered from the saved rows: cached per
-    process (see _cached_part) under the clinic's data generation and the day (recall badges).
+    process (see clinic.page_cache) under the clinic's data generation and the day (recall badges).
     The patient's own details above it are rendered on every request from the row just read."""
     generation = data_generation(patient.clinic_id)  # before the records: see data_generation
     stamp = (generation, timezone.localdate().isoformat())
@@ -421,4 +404,4 @@ def patient_lesions_html(patient: Patient) -> SafeString:
         return render_to_string(PATIENT_LESIONS_TEMPLATE,
                                 patient_context(patient, selectors.patient_lesions_with_trends(patient)))
 
-    return mark_safe(_cached_part(f"patient:{patient.clinic_id}:{patient.pk}", stamp, build))  # noqa: S308 - as above
+    return mark_safe(cached_under(f"patient:{patient.clinic_id}:{patient.pk}", stamp, build))  # noqa: S308 - as above
