@@ -18,7 +18,7 @@ PAGE_PART_TTL_S = 24 * 3600
 T = TypeVar("T")
 
 
-def cached_under(key: str, stamp: tuple, build: Callable[[], T], *, cache: str = "page_parts") -> T:
+def cached_under(key: str, stamp: tuple[object, ...], build: Callable[[], T], *, cache: str = "page_parts") -> T:
     """`build()`, kept in this process's `cache` (an alias of settings.CACHES) under `key` while
     `stamp` (the clinic's data generation first, then whatever else the part shows that is not in
     the clinic's records) is unchanged. One entry per key, replaced on each change. Nothing is kept

@@ -108,6 +108,10 @@ def patients_for(user: AbstractBaseUser, query: str = "", *, common_name: bool =
 # counting every match made the search page grow with the clinic. Past this many matches the list
 # says "more than" and asks for a narrower search instead of counting on.
 SEARCH_MATCH_CAP = 500
+SEARCH_CACHE = "searches"  # settings.CACHES: kept counts and pages (patient_search_page)
+# A kept search's key carries a keyed hash of the search text: a plain hash of a surname is reversed
+# from a list of surnames. Per process, as the cache is.
+_SEARCH_KEY_SECRET = secrets.token_bytes(16)
 
 
 def capped_rows(queryset: QuerySet, cap: int) -> QuerySet:
@@ -158,7 +162,7 @@ def patient_search(user: AbstractBaseUser, query: str, cap: int | None = None) -
     return _patient_search(user, query, cap, _search_stamp(user))
 
 
-def _patient_search(user: AbstractBaseUser, query: str, cap: int, stamp: tuple) -> PatientSearch:
+def _patient_search(user: AbstractBaseUser, query: str, cap: int, stamp: tuple[object, ...]) -> PatientSearch:
     """patient_search, its count kept under `stamp` (see _search_stamp)."""
     patients = patients_for(user, query)
     # The search form's post counts the matches for its audit row; the result page it redirects to,
@@ -170,13 +174,7 @@ def _patient_search(user: AbstractBaseUser, query: str, cap: int, stamp: tuple) 
     return PatientSearch(patients, matched, cap)
 
 
-SEARCH_CACHE = "searches"  # settings.CACHES
-# Keys carry a keyed hash of the search text: a plain hash of a surname is reversed from a list of
-# surnames. Per process, as the cache is.
-_SEARCH_KEY_SECRET = secrets.token_bytes(16)
-
-
-def _search_stamp(user: AbstractBaseUser) -> tuple:
+def _search_stamp(user: AbstractBaseUser) -> tuple[object, ...]:
     """What a kept search is valid under (clinic.page_cache.cached_under): the data generation of
     each of the user's clinics, as one item, so that the stamp starts with None, and nothing is
     kept, where any clinic has no generation (or the user has no clinic). Read before the records."""
@@ -185,10 +183,11 @@ def _search_stamp(user: AbstractBaseUser) -> tuple:
 
 
 def _search_key(user: AbstractBaseUser, query: str, *parts: object) -> str:
-    """A search's cache key: the user's clinics, the text's keyed hash, then `parts`."""
-    digest = hmac.new(_SEARCH_KEY_SECRET, query.strip().encode(), "sha256").hexdigest()[:32]
+    """A search's cache key: a keyed hash of the user's clinics and the text (a fixed length, however
+    many clinics), then `parts`."""
     clinics = ",".join(map(str, clinic_ids_for(user)))
-    return ":".join(["search", clinics, digest, *map(str, parts)])
+    digest = hmac.new(_SEARCH_KEY_SECRET, f"{clinics}\n{query.strip()}".encode(), "sha256").hexdigest()[:32]
+    return ":".join(["search", digest, *map(str, parts)])
 
 
 def patient_search_page(user: AbstractBaseUser, query: str, page_number: str | int | None, per_page: int

@@ -127,10 +127,8 @@ def test_every_write_that_changes_the_list_shows_on_the_next_view(client_logged_
 
 
 def test_clinics_never_share_a_search(client_logged_in, other_clinic_clinician, smiths, monkeypatch):
-    import clinic.selectors
-
     # Two clinics' generations may well be equal: the entry is still each clinic's own.
-    monkeypatch.setattr(clinic.selectors, "data_generation", lambda clinic_id: 7)
+    monkeypatch.setattr("clinic.selectors.data_generation", lambda clinic_id: 7)
     listed(client_logged_in, searched(client_logged_in, "smith"))  # cached for clinic A
     other = Client()
     other.force_login(other_clinic_clinician)
@@ -147,9 +145,7 @@ def test_joining_a_clinic_widens_the_next_search(client_logged_in, clinician, ot
 
 
 def test_pages_of_a_search_are_kept_apart(client_logged_in, smiths, monkeypatch):
-    import clinic.views
-
-    monkeypatch.setattr(clinic.views, "PATIENTS_PER_PAGE", 3)
+    monkeypatch.setattr("clinic.views.PATIENTS_PER_PAGE", 3)
     url = searched(client_logged_in, "smith")
     assert [n for n, _ in listed(client_logged_in, url)] == ["Smith A", "Smith B", "Smith C"]
     assert [n for n, _ in listed(client_logged_in, url + "&page=2")] == ["Smith D"]
