@@ -61,4 +61,3 @@ def heatmap_overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.45) ->
         blended = (1 - alpha) * image[..., channel].astype(np.float32) + alpha * (ramp(heat) * 255)
         out[..., channel] = np.clip(blended, 0, 255)
     return out
-
