@@ -50,8 +50,11 @@ SURNAMES = ["Smith", "Jones", "Taylor", "Brown", "Williams", "Wilson", "Johnson"
             "Wright", "Thompson", "Evans", "Walker", "White", "Roberts", "Green", "Hall", "Wood", "Jackson"]
 GIVEN = ["Olivia", "Amelia", "Isla", "Ava", "Mia", "Noah", "Oliver", "George", "Arthur", "Leo", "Harry", "Oscar",
          "Grace", "Freya", "Lily", "Jack", "Ivy", "Rosie", "Theo", "Finley"]
-# A surname carried by a handful of patients only: the rare-name search of the web benchmark.
+# A surname carried by three patients at every size of clinic from 0.1x up: the rare-name search of
+# the web benchmark lists the same three rows at each size, so the growth table compares the search,
+# not the length of its result (one in 9,973 patients, as before, listed 1, 3 and 21).
 RARE_SURNAME = "Quenneville"
+RARE_PATIENT_NUMBERS = frozenset({17, 1017, 1917})
 COMMON_SURNAME = "Smith"
 SHOWCASE_IDENTIFIER = "BENCH-SHOWCASE"
 # The showcase patient's 30 lesions cycle through these capture counts.
@@ -427,7 +430,7 @@ def seed_clinic(*, patients: int, lesions: int, captures: int, data_dir: Path | 
                     identifier, name = SHOWCASE_IDENTIFIER, "Showcase Thirty-Lesions"
                 else:
                     identifier = f"BM{number:07d}"
-                    surname = RARE_SURNAME if number % 9973 == 17 else rng.choice(SURNAMES)
+                    surname = RARE_SURNAME if number in RARE_PATIENT_NUMBERS else rng.choice(SURNAMES)
                     name = f"{rng.choice(GIVEN)} {surname}"
                 yield patient_line(first_patient + i, identifier, name, rng.choice(SEXES), rng.choice(SKIN_TYPES),
                                    (now - timedelta(days=rng.randint(18 * 365, 90 * 365))).date())

@@ -202,11 +202,18 @@ def patient_search_page(user: AbstractBaseUser, query: str, page_number: str | i
     stamp = _search_stamp(user)  # before the records: see data_generation
     search = _patient_search(user, query, SEARCH_MATCH_CAP, stamp)
     page = CountedPaginator(search.patients, per_page, count=search.listed).get_page(page_number)
-    rows = cached_under(
-        _search_key(user, query, "page", SEARCH_MATCH_CAP, per_page, page.number), stamp,
-        lambda: [(patient.pk, patient.lesion_count) for patient in with_lesion_counts(list(page.object_list))],
-        cache=SEARCH_CACHE)
-    # Each patient's row as it is now, within the user's clinics whatever the key says.
+    searched: list[Patient] = []
+
+    def search_page() -> list[tuple[int, int]]:
+        searched.extend(with_lesion_counts(list(page.object_list)))
+        return [(patient.pk, patient.lesion_count) for patient in searched]
+
+    rows = cached_under(_search_key(user, query, "page", SEARCH_MATCH_CAP, per_page, page.number), stamp,
+                        search_page, cache=SEARCH_CACHE)
+    if searched:  # searched just now: these rows are current
+        page.object_list = searched
+        return search, page
+    # Kept: each patient's row as it is now, within the user's clinics whatever the key says.
     by_pk = Patient.objects.filter(clinic_id__in=clinic_ids_for(user)).select_related("clinic").in_bulk(
         [pk for pk, _ in rows])
     page.object_list = []

@@ -38,6 +38,16 @@ def require_service(condition: bool, what: str) -> None:
         pytest.skip(f"{SERVICE_SKIP_TAG} needs {what}")
 
 
+@pytest.fixture
+def data_generation_kept(request) -> None:
+    """Skips where no data generation is kept: PostgreSQL triggers keep it, and elsewhere no page or
+    search is cached at all. A test marked `any_database` checks that, on any database."""
+    from django.db import connection
+
+    if request.node.get_closest_marker("any_database") is None:
+        require_service(connection.vendor == "postgresql", "PostgreSQL, whose triggers keep the data generation")
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield

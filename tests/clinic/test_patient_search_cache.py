@@ -13,19 +13,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from clinic.models import AuditEvent, Patient
-from tests.conftest import SERVICE_SKIP_TAG
 from tests.factories import LesionFactory, MembershipFactory, PatientFactory
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _postgres_only(request):
-    # The generation is kept by PostgreSQL triggers; elsewhere nothing is cached, which the last
-    # test checks on any database (on PostgreSQL by pretending to be SQLite).
-    anywhere = request.node.originalname == "test_without_a_data_generation_the_search_runs_each_time"
-    if connection.vendor != "postgresql" and not anywhere:
-        pytest.skip(f"{SERVICE_SKIP_TAG} the data generation is kept by PostgreSQL triggers")
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("data_generation_kept")]
 
 
 @pytest.fixture
@@ -82,6 +72,16 @@ def test_the_post_and_the_page_it_redirects_to_count_once(client_logged_in, smit
     assert len(counts) == 1, counts
     audit = AuditEvent.objects.get(action="search")
     assert audit.detail["results"] == 4
+
+
+def test_a_search_run_afresh_reads_its_page_once(client_logged_in, smiths):
+    url = searched(client_logged_in, "smith")
+    with CaptureQueriesContext(connection) as queries:
+        first = listed(client_logged_in, url)
+    page_reads = [q["sql"] for q in queries.captured_queries
+                  if q["sql"].startswith('SELECT "clinic_patient"."id", "clinic_patient"."clinic_id"')]
+    assert first == [("Smith A", 1), ("Smith B", 0), ("Smith C", 0), ("Smith D", 0)]
+    assert len(page_reads) == 1, page_reads  # the search's page, not read again by key
 
 
 def _new_smith(clinic, other_clinic, smiths):
@@ -152,6 +152,7 @@ def test_pages_of_a_search_are_kept_apart(client_logged_in, smiths, monkeypatch)
     assert [n for n, _ in listed(client_logged_in, url)] == ["Smith A", "Smith B", "Smith C"]
 
 
+@pytest.mark.any_database
 def test_without_a_data_generation_the_search_runs_each_time(client_logged_in, smiths, monkeypatch):
     """SQLite (the laptop default) has no triggers to keep the data generation: there, every view
     searches (a write there advances nothing, so a kept page would go stale)."""

@@ -27,17 +27,9 @@ from lesions import notes, services, similar
 from lesions.models import Analysis, Capture, Histopathology, Lesion
 from tests.factories import LesionFactory, MembershipFactory, UserFactory, analysed, lesion_image
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("data_generation_kept")]
 
 TOKEN = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
-
-
-@pytest.fixture(autouse=True)
-def _postgres_only(request):
-    # The generation is kept by PostgreSQL triggers; elsewhere nothing is cached, which the last
-    # test checks on any database (on PostgreSQL by pretending to be SQLite).
-    if connection.vendor != "postgresql" and request.node.originalname != "test_without_a_data_generation_nothing_is_cached":
-        pytest.skip("the data generation is kept by PostgreSQL triggers")
 
 
 def main_part(client: Client, url: str) -> str:
@@ -366,6 +358,7 @@ def test_a_form_with_errors_is_shown_once_and_not_cached(client_logged_in, case)
     assert "-3" not in main_part(client_logged_in, url).split('id="histopathology"')[1]
 
 
+@pytest.mark.any_database
 def test_without_a_data_generation_nothing_is_cached(client_logged_in, case, patient, monkeypatch):
     """SQLite (the laptop default) has no triggers to keep the data generation: there, every
     request reads the records, and a write shows whatever it is."""

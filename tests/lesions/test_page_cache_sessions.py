@@ -13,13 +13,7 @@ from tests.factories import LesionFactory, analysed
 from tests.lesions.test_page_cache import main_part
 from tests.lesions.test_worklist_cache_sessions import backend_pid, rename_elsewhere, rename_while_rendering
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def _postgres_only():
-    if connection.vendor != "postgresql":
-        pytest.skip("the data generation is kept by PostgreSQL triggers")
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("data_generation_kept")]
 
 
 @pytest.fixture

@@ -23,14 +23,7 @@ from lesions import services
 from lesions.models import Analysis, Capture, Histopathology, Lesion
 from tests.factories import ClinicFactory, LesionFactory, MembershipFactory, PatientFactory, analysed
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _postgres_only():
-    # The generation is kept by PostgreSQL triggers; elsewhere nothing is cached (its own test below).
-    if connection.vendor != "postgresql":
-        pytest.skip("the data generation is kept by PostgreSQL triggers")
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("data_generation_kept")]
 
 
 def worklist_part(client, **params) -> str:

@@ -25,13 +25,7 @@ from lesions.models import Lesion
 from tests.factories import LesionFactory, PatientFactory
 from tests.lesions.test_worklist_cache import worklist_part
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def _postgres_only():
-    if connection.vendor != "postgresql":
-        pytest.skip("the data generation is kept by PostgreSQL triggers")
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("data_generation_kept")]
 
 
 @contextmanager
