@@ -210,7 +210,7 @@ def patient_search_page(user: AbstractBaseUser, query: str, page_number: str | i
 
     rows = cached_under(_search_key(user, query, "page", SEARCH_MATCH_CAP, per_page, page.number), stamp,
                         search_page, cache=SEARCH_CACHE)
-    if searched:  # searched just now: these rows are current
+    if searched:  # searched just now: these rows are current (an empty page reads nothing either way)
         page.object_list = searched
         return search, page
     # Kept: each patient's row as it is now, within the user's clinics whatever the key says.

@@ -81,6 +81,7 @@ def test_a_search_run_afresh_reads_its_page_once(client_logged_in, smiths):
     page_reads = [q["sql"] for q in queries.captured_queries
                   if q["sql"].startswith('SELECT "clinic_patient"."id", "clinic_patient"."clinic_id"')]
     assert first == [("Smith A", 1), ("Smith B", 0), ("Smith C", 0), ("Smith D", 0)]
+    assert searches_run(queries), "the view was expected to search afresh"
     assert len(page_reads) == 1, page_reads  # the search's page, not read again by key
 
 
