@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
@@ -190,38 +191,32 @@ def _search_key(user: AbstractBaseUser, query: str, *parts: object) -> str:
     return ":".join(["search", digest, *map(str, parts)])
 
 
-def patient_search_page(user: AbstractBaseUser, query: str, page_number: str | int | None, per_page: int
-                        ) -> tuple[PatientSearch, Page]:
-    """One page of a patient search (or of the whole list, for an empty query), each patient with
-    their lesion count (`lesion_count`).
+def patient_search_page(user: AbstractBaseUser, query: str, page_number: str | int | None, per_page: int,
+                        render_rows: Callable[[Page], str]) -> tuple[PatientSearch, Page, str]:
+    """One page of a patient search (or of the whole list, for an empty query) and its rows as
+    `render_rows` renders them from the page, each patient with their lesion count (`lesion_count`).
 
-    The count and each page's patient ids and lesion counts are kept in this process's search cache
-    while the user's clinics' records are unchanged: going back to the results after opening a
-    patient, or paging back, reads the page's patients by key instead of searching again. The first
-    view after any write to the clinics' records searches again."""
+    The count and each page's rendered rows are kept in this process's search cache while the
+    user's clinics' records and names are unchanged: going back to the results after opening a
+    patient, or paging back, neither searches nor reads the patients again. The first view after
+    any write to the clinics' records searches again. On a kept page, `page.object_list` is the
+    search's unread slice: the rows are what shows."""
     stamp = _search_stamp(user)  # before the records: see data_generation
     search = _patient_search(user, query, SEARCH_MATCH_CAP, stamp)
     page = CountedPaginator(search.patients, per_page, count=search.listed).get_page(page_number)
-    searched: list[Patient] = []
 
-    def search_page() -> list[tuple[int, int]]:
-        searched.extend(with_lesion_counts(list(page.object_list)))
-        return [(patient.pk, patient.lesion_count) for patient in searched]
+    def search_rows() -> str:
+        page.object_list = with_lesion_counts(list(page.object_list))
+        return render_rows(page)
 
-    rows = cached_under(_search_key(user, query, "page", SEARCH_MATCH_CAP, per_page, page.number), stamp,
-                        search_page, cache=SEARCH_CACHE)
-    if searched:  # searched just now: these rows are current (an empty page reads nothing either way)
-        page.object_list = searched
-        return search, page
-    # Kept: each patient's row as it is now, within the user's clinics whatever the key says.
-    by_pk = Patient.objects.filter(clinic_id__in=clinic_ids_for(user)).select_related("clinic").in_bulk(
-        [pk for pk, _ in rows])
-    page.object_list = []
-    for pk, lesion_count in rows:
-        if pk in by_pk:
-            by_pk[pk].lesion_count = lesion_count
-            page.object_list.append(by_pk[pk])
-    return search, page
+    # The rows show each patient's clinic by name, which no trigger counts: the names are in the stamp.
+    rows = cached_under(_search_key(user, query, "rows", SEARCH_MATCH_CAP, per_page, page.number),
+                        (*stamp, _clinic_names(user)), search_rows, cache=SEARCH_CACHE)
+    return search, page, rows
+
+
+def _clinic_names(user: AbstractBaseUser) -> tuple[tuple[int, str], ...]:
+    return tuple(Clinic.objects.filter(pk__in=clinic_ids_for(user)).order_by("pk").values_list("pk", "name"))
 
 
 def with_lesion_counts(patients: list[Patient]) -> list[Patient]:

@@ -107,9 +107,9 @@ CACHES = {
     # recently used go first.
     "page_parts": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "page-parts",
                    "OPTIONS": {"MAX_ENTRIES": env.int("PAGE_PART_CACHE_ENTRIES", default=1_000)}},
-    # Patient searches' capped counts and pages of patient ids (clinic.selectors.patient_search_page),
-    # under the same generations: small entries, many of them (each text searched, each page), kept
-    # apart so that a burst of searches (an API client paging) never pushes the pages above out.
+    # Patient searches' capped counts and rendered result rows (clinic.selectors.patient_search_page;
+    # about 6 KB for a page of 25), under the same generations: many entries (each text searched, each
+    # page), kept apart so that a burst of searches (an API client paging) never pushes the pages above out.
     "searches": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "searches",
                  "OPTIONS": {"MAX_ENTRIES": env.int("SEARCH_CACHE_ENTRIES", default=5_000)}},
 }

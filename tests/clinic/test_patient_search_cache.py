@@ -1,9 +1,11 @@
-"""A patient search's count and pages are kept per process under the user's clinics' data
-generations (clinic.selectors.patient_search_page), like the worklist and the case page: going back
-to a search's results reads the page's patients by key instead of searching again, every write
-that changes what the list shows shows on the next view, and clinics never share an entry."""
+"""A patient search's count and rendered pages are kept per process under the user's clinics' data
+generations and names (clinic.selectors.patient_search_page), like the worklist and the case page:
+going back to a search's results neither searches nor reads the patients again, every write that
+changes what the list shows shows on the next view, and clinics never share an entry."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 from django.core.cache import caches
@@ -12,7 +14,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from clinic.models import AuditEvent, Patient
+from clinic.models import AuditEvent, Clinic, Patient
 from tests.factories import LesionFactory, MembershipFactory, PatientFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("data_generation_kept")]
@@ -39,12 +41,24 @@ def listed(client: Client, url: str) -> list[tuple[str, int]]:
     return shown(client, url)[0]
 
 
-def shown(client: Client, url: str) -> tuple[list[tuple[str, int]], int]:
-    """The listed patients (as `listed`) and how many the page says match."""
+# A row of the list as the page shows it: identifier, linked name, date of birth, clinic, lesion count.
+ROW = re.compile(r'<tr><td>[^<]*</td><td><a href="/patients/\d+/">([^<]+)</a></td>\s*'
+                 r'<td>[^<]*</td><td>([^<]*)</td><td>(\d+)</td></tr>')
+
+
+def shown_rows(client: Client, url: str) -> tuple[list[tuple[str, str, int]], int]:
+    """Each listed patient's name, clinic and lesion count as the page shows them, in its order, and
+    how many the page says match."""
     response = client.get(url)
     assert response.status_code == 200
-    page = response.context["page"]
-    return [(patient.name, patient.lesion_count) for patient in page.object_list], page.paginator.count
+    rows = [(name, clinic, int(count)) for name, clinic, count in ROW.findall(response.content.decode())]
+    return rows, response.context["page"].paginator.count
+
+
+def shown(client: Client, url: str) -> tuple[list[tuple[str, int]], int]:
+    """The listed patients (as `listed`) and how many the page says match."""
+    rows, count = shown_rows(client, url)
+    return [(name, lesions) for name, _clinic, lesions in rows], count
 
 
 def searches_run(queries: CaptureQueriesContext) -> list[str]:
@@ -52,16 +66,24 @@ def searches_run(queries: CaptureQueriesContext) -> list[str]:
     return [q["sql"] for q in queries.captured_queries if " LIKE " in q["sql"] and '"clinic_patient"' in q["sql"]]
 
 
-def test_going_back_to_a_search_reads_its_page_by_key(client_logged_in, smiths):
+def test_going_back_to_a_search_neither_searches_nor_reads_the_patients(client_logged_in, smiths):
     url = searched(client_logged_in, "smith")
     first = listed(client_logged_in, url)
     assert first == [("Smith A", 1), ("Smith B", 0), ("Smith C", 0), ("Smith D", 0)]
     with CaptureQueriesContext(connection) as queries:
         again = listed(client_logged_in, url)
     assert again == first
-    assert not searches_run(queries), "the search ran again"
+    assert not [q["sql"] for q in queries.captured_queries if '"clinic_patient"' in q["sql"]]
     content = client_logged_in.get(url).content.decode()
     assert "Smith A" in content and "S-0" in content and "Smith Elsewhere" not in content
+
+
+def test_a_renamed_clinic_shows_on_the_next_view(client_logged_in, clinic, smiths):
+    url = searched(client_logged_in, "smith")
+    assert {row[1] for row in shown_rows(client_logged_in, url)[0]} == {clinic.name}  # now kept
+    Clinic.objects.filter(pk=clinic.pk).update(name="Renamed Dermatology")
+    rows, _count = shown_rows(client_logged_in, url)
+    assert [row[1] for row in rows] == ["Renamed Dermatology"] * 4
 
 
 def test_the_post_and_the_page_it_redirects_to_count_once(client_logged_in, smiths):
