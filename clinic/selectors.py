@@ -194,7 +194,8 @@ def _search_key(user: AbstractBaseUser, query: str, *parts: object) -> str:
 def patient_search_page(user: AbstractBaseUser, query: str, page_number: str | int | None, per_page: int,
                         render_rows: Callable[[Page], str]) -> tuple[PatientSearch, Page, str]:
     """One page of a patient search (or of the whole list, for an empty query) and its rows as
-    `render_rows` renders them from the page, each patient with their lesion count (`lesion_count`).
+    `render_rows` renders them from the page; when it renders, each patient on the page carries
+    their lesion count (`lesion_count`).
 
     The count and each page's rendered rows are kept in this process's search cache while the
     user's clinics' records and names are unchanged: going back to the results after opening a

@@ -78,6 +78,23 @@ def test_going_back_to_a_search_neither_searches_nor_reads_the_patients(client_l
     assert "Smith A" in content and "S-0" in content and "Smith Elsewhere" not in content
 
 
+def test_a_kept_page_with_no_match_still_escapes_the_search_text(client_logged_in, smiths):
+    url = searched(client_logged_in, "<b>x")
+    for _view in ("searched", "kept"):
+        content = client_logged_in.get(url).content.decode()
+        assert "No patients match “&lt;b&gt;x”" in content and "<b>x" not in content
+
+
+def test_the_whole_list_and_a_page_past_the_end_are_kept_as_read(client_logged_in, smiths, monkeypatch):
+    monkeypatch.setattr("clinic.views.PATIENTS_PER_PAGE", 3)
+    whole = reverse("patient_list")
+    assert listed(client_logged_in, whole) == [("Smith A", 1), ("Smith B", 0), ("Smith C", 0)]
+    # A page number past the end shows the last page, under the last page's entry.
+    assert listed(client_logged_in, f"{whole}?page=9") == [("Smith D", 0)]
+    assert listed(client_logged_in, f"{whole}?page=2") == [("Smith D", 0)]
+    assert listed(client_logged_in, whole) == [("Smith A", 1), ("Smith B", 0), ("Smith C", 0)]
+
+
 def test_a_renamed_clinic_shows_on_the_next_view(client_logged_in, clinic, smiths):
     url = searched(client_logged_in, "smith")
     assert {row[1] for row in shown_rows(client_logged_in, url)[0]} == {clinic.name}  # now kept
