@@ -37,7 +37,7 @@ def patient_list(request: HttpRequest) -> HttpResponse:
         return redirect("patient_list")
     search, page, rows = selectors.patient_search_page(
         request.user, query, request.GET.get("page"), PATIENTS_PER_PAGE,
-        lambda page: render_to_string(PATIENT_ROWS_TEMPLATE, {"page": page, "query": query}))
+        lambda searched: render_to_string(PATIENT_ROWS_TEMPLATE, {"page": searched, "query": query}))
     form = PatientSearchForm(initial={"q": query})
     return render(request, "clinic/patient_list.html", {
         "page": page, "rows": mark_safe(rows),  # noqa: S308 - our own template's output, escaped there
