@@ -18,15 +18,15 @@ class Clinic(models.Model):
 
 
 class DataGeneration(models.Model):
-    """How many committed writes have changed a clinic's clinical records: patients, and on the
-    lesions side lesions, captures, analyses and histopathology. Pages derived from those records
-    (the worklist, the case and patient pages, patient searches: clinic.page_cache) are cached
-    under the clinic's generation, the sum over its rows, so any change is a new key and nothing
-    cached can be stale.
+    """How many committed writes have changed a clinic's clinical records: the clinic row itself
+    (its name), patients, and on the lesions side lesions, captures, analyses and histopathology.
+    Pages derived from those records (the worklist, the case and patient pages, patient searches:
+    clinic.page_cache) are cached under the clinic's generation, the sum over its rows, so any
+    change is a new key and nothing cached can be stale.
 
-    Written only by PostgreSQL triggers (migrations clinic 0006 and 0007, lesions 0009 and 0010),
-    for every INSERT, UPDATE and DELETE statement, whoever runs it: the ORM, QuerySet.update(), the
-    admin, COPY, psql. A transaction adds to a slot row that no other open transaction holds: it
+    Written only by PostgreSQL triggers (migrations clinic 0006, 0007 and 0009, lesions 0009 and
+    0010), for every INSERT, UPDATE and DELETE statement, whoever runs it: the ORM, QuerySet.update(),
+    the admin, COPY, psql. A transaction adds to a slot row that no other open transaction holds: it
     tries a transaction advisory lock on (clinic, slot) from its backend id modulo SLOTS onwards
     and takes the first it gets, so counting never makes a writer wait on, or deadlock with,
     another writer (only when all SLOTS are held elsewhere does it wait). clinic.selectors
@@ -40,8 +40,8 @@ class DataGeneration(models.Model):
     # Advisory lock keys (clinic 0007): this namespace in the top 16 bits of the bigint key.
     ADVISORY_LOCK_NAMESPACE = 0x4C47
     # Each has INSERT, UPDATE and DELETE triggers named {table}_inserted, _updated, _deleted.
-    TRIGGERED_TABLES = ("clinic_patient", "lesions_lesion", "lesions_histopathology", "lesions_capture",
-                        "lesions_analysis")
+    TRIGGERED_TABLES = ("clinic_clinic", "clinic_patient", "lesions_lesion", "lesions_histopathology",
+                        "lesions_capture", "lesions_analysis")
 
     clinic_id = models.BigIntegerField()
     slot = models.SmallIntegerField()

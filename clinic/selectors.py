@@ -198,10 +198,10 @@ def patient_search_page(user: AbstractBaseUser, query: str, page_number: str | i
     their lesion count (`lesion_count`).
 
     The count and each page's rendered rows are kept in this process's search cache while the
-    user's clinics' records and names are unchanged: going back to the results after opening a
+    user's clinics and their records are unchanged: going back to the results after opening a
     patient, or paging back, neither searches nor reads the patients again. The first view after
-    any write to the clinics' records searches again. On a kept page, `page.object_list` is the
-    search's unread slice: the rows are what shows."""
+    any write to the clinics or their records (a rename shows in the rows) searches again. On a
+    kept page, `page.object_list` is the search's unread slice: the rows are what shows."""
     stamp = _search_stamp(user)  # before the records: see data_generation
     search = _patient_search(user, query, SEARCH_MATCH_CAP, stamp)
     page = CountedPaginator(search.patients, per_page, count=search.listed).get_page(page_number)
@@ -210,14 +210,9 @@ def patient_search_page(user: AbstractBaseUser, query: str, page_number: str | i
         page.object_list = with_lesion_counts(list(page.object_list))
         return render_rows(page)
 
-    # The rows show each patient's clinic by name, which no trigger counts: the names are in the stamp.
-    rows = cached_under(_search_key(user, query, "rows", SEARCH_MATCH_CAP, per_page, page.number),
-                        (*stamp, _clinic_names(user)), search_rows, cache=SEARCH_CACHE)
+    rows = cached_under(_search_key(user, query, "rows", SEARCH_MATCH_CAP, per_page, page.number), stamp,
+                        search_rows, cache=SEARCH_CACHE)
     return search, page, rows
-
-
-def _clinic_names(user: AbstractBaseUser) -> tuple[tuple[int, str], ...]:
-    return tuple(Clinic.objects.filter(pk__in=clinic_ids_for(user)).order_by("pk").values_list("pk", "name"))
 
 
 def with_lesion_counts(patients: list[Patient]) -> list[Patient]:

@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from clinic import services as clinic_services
-from clinic.models import Patient
+from clinic.models import Clinic, Patient
 from clinic.selectors import data_generation
 from lesions import analysis as pipeline
 from lesions import services
@@ -216,11 +216,13 @@ def test_the_day_is_part_of_the_key(client_logged_in, patient, monkeypatch):
     assert "Later mole" in worklist_part(client_logged_in)  # due within two weeks now, with no write
 
 
-def test_a_new_clinic_starts_at_generation_zero_and_counts_patients(clinician):
+def test_a_clinic_counts_its_creation_its_rename_and_its_patients(clinician):
     clinic = ClinicFactory(name="Fresh clinic")
-    assert data_generation(clinic.pk) == 0
-    PatientFactory(clinic=clinic)
     assert data_generation(clinic.pk) == 1
+    Clinic.objects.filter(pk=clinic.pk).update(name="Renamed clinic")  # pages and search rows show it
+    assert data_generation(clinic.pk) == 2
+    PatientFactory(clinic=clinic)
+    assert data_generation(clinic.pk) == 3
 
 
 def test_the_retry_button_posts_the_page_form_with_its_token_and_way_back(client_logged_in, clinic, work):
