@@ -186,6 +186,7 @@ def run_analysis(*, analysis_id: int, analyzer: Any, worker: str) -> Analysis | 
         features["framing"] = check_framing(result.mask).as_dict()
     point = point_with_calibration(analyzer.model_manifest)  # of the models this worker loaded
     note = note_from_features(result.probability, point, features)
+    t_findings = time.perf_counter()
     stem = f"analyses/{capture.pk}-{analysis.pk}-{random_name()[:8]}"
     outputs = {"mask": encode_png(result.mask * 255), "overlay": encode_png(result.overlay)}
     if result.heatmap is not None:
@@ -223,7 +224,10 @@ def run_analysis(*, analysis_id: int, analyzer: Any, worker: str) -> Analysis | 
                 "queue_wait_s": max(0.0, (fresh.started_at - fresh.queued_at).total_seconds()) if fresh.started_at else None,
                 "image_load_s": t_load - started, "decode_s": t_decode - t_load,
                 **{k: v for k, v in result.timings.items()},
-                "model_total_s": t_model - t_decode, "storage_write_s": t_store - t_model,
+                "model_total_s": t_model - t_decode,
+                # The TDS record, the change since the last capture, the framing check, the note.
+                "findings_s": t_findings - t_model,
+                "storage_write_s": t_store - t_findings,  # the outputs' PNG encoding and writes
                 "total_s": time.perf_counter() - started,
             }
             fresh.save()

@@ -55,7 +55,8 @@ def test_uploaded_image_is_analysed_by_a_real_worker(analysis_worker, client_log
     assert analysis.worker and analysis.device in {"CPU, LiteRT", "GPU, TensorFlow"}
     assert analysis.features["diameter"]["unit"] == "mm"
     assert analysis.mask.name and analysis.overlay.name
-    assert {"image_load_s", "segmentation_s", "classification_s", "features_s", "total_s"} <= set(analysis.timings)
+    assert {"image_load_s", "segmentation_s", "classification_s", "features_s", "findings_s", "storage_write_s",
+            "total_s"} <= set(analysis.timings)
     assert "histopathology" in analysis.stage_note
     assert "outline_on_border" in analysis.features["framing"]["measures"]  # quality check on the outline
     # Light work ran on the default queue: the thumbnail exists and is served behind the same check.

@@ -26,7 +26,7 @@ from lesions.models import Analysis, Lesion
 
 DEFAULT_DATA = Path(settings.BASE_DIR).parent / "shared" / "data" / "lesions-dev"
 STAGES = ["queue_wait_s", "image_load_s", "decode_s", "segmentation_s", "classification_s", "features_s",
-          "rendering_s", "storage_write_s", "total_s"]
+          "rendering_s", "findings_s", "storage_write_s", "total_s"]
 
 
 class Command(BaseCommand):
