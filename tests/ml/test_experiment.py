@@ -45,10 +45,23 @@ def tiny_isic2016(root, n_training=18, n_test=6):
     return root
 
 
+@pytest.fixture
+def eager_tensorflow():
+    """Keras runs the training and prediction steps without tracing them into graphs. Tracing four
+    models was most of the experiment test's time (129 s against 44 s eagerly on a 2-core VM); the
+    steps compute the same thing, and tests/ml/test_models.py trains through traced graphs."""
+    import tensorflow as tf  # noqa: PLC0415 - only for this test; the ml package imports it lazily
+
+    tf.config.run_functions_eagerly(True)
+    yield
+    tf.config.run_functions_eagerly(False)
+
+
 @pytest.mark.slow
+@pytest.mark.usefixtures("eager_tensorflow")
 def test_experiment_compares_backbones_and_variants_on_val_end_to_end(tmp_path, capsys):
     """A report backbone (VGG-16) and EfficientNet-Lite0, from scratch, on the unaltered image and
-    the lesion crop: four trainings of one epoch (Keras' graph tracing is most of the time)."""
+    the lesion crop: four trainings of one epoch."""
     data = tiny_isic2016(tmp_path / "isic2016")
     out = tmp_path / "experiment"
     assert main(["experiment", "--isic2016", str(data), "--val-fraction", str(VAL_FRACTION),
