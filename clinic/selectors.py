@@ -15,7 +15,7 @@ from django.db import connection
 from django.db.models import BooleanField, Count, F, Func, Q, QuerySet, Sum, TextField, Value
 from django.shortcuts import get_object_or_404
 
-from clinic.models import Clinic, DataGeneration, Patient
+from clinic.models import Clinic, DataGeneration, Membership, Patient
 from clinic.page_cache import cached_under
 from clinic.paging import CountedPaginator
 
@@ -32,6 +32,14 @@ def clinic_ids_for(user: AbstractBaseUser) -> list[int]:
         cached = list(clinics_for(user).values_list("id", flat=True))
         user._clinic_ids = cached
     return cached
+
+
+def member_clinic_ids(user: AbstractBaseUser) -> list[int] | QuerySet[Membership]:
+    """The user's clinic ids for checking one record's clinic: the list this request has read
+    already, else a subquery, so that the check and the record are one query (every case, patient
+    and image request makes this check; the pages it guards are otherwise served from a cache)."""
+    cached = getattr(user, "_clinic_ids", None)
+    return cached if cached is not None else Membership.objects.filter(user=user).values("clinic_id")
 
 
 def data_generation(clinic_id: int) -> int | None:
@@ -226,4 +234,4 @@ def with_lesion_counts(patients: list[Patient]) -> list[Patient]:
 
 
 def patient_for(user: AbstractBaseUser, pk: int) -> Patient:
-    return get_object_or_404(Patient.objects.select_related("clinic"), pk=pk, clinic_id__in=clinic_ids_for(user))
+    return get_object_or_404(Patient.objects.select_related("clinic"), pk=pk, clinic_id__in=member_clinic_ids(user))

@@ -10,7 +10,7 @@ from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, 
 from django.shortcuts import get_object_or_404
 
 from clinic.models import Patient
-from clinic.selectors import clinic_ids_for, count_up_to
+from clinic.selectors import count_up_to, member_clinic_ids
 from lesions.models import NEWEST_FIRST, Analysis, Capture, Histopathology, Lesion
 from lesions.recalls import due_cutoff, recall_state
 
@@ -24,17 +24,17 @@ def lesions_with_latest(patient: Patient) -> QuerySet[Lesion]:
 
 def lesion_for(user: AbstractBaseUser, pk: int) -> Lesion:
     return get_object_or_404(Lesion.objects.select_related("patient", "patient__clinic", "assessed_by"), pk=pk,
-                             patient__clinic_id__in=clinic_ids_for(user))
+                             patient__clinic_id__in=member_clinic_ids(user))
 
 
 def capture_for(user: AbstractBaseUser, pk: int) -> Capture:
     return get_object_or_404(Capture.objects.select_related("lesion", "lesion__patient"), pk=pk,
-                             lesion__patient__clinic_id__in=clinic_ids_for(user))
+                             lesion__patient__clinic_id__in=member_clinic_ids(user))
 
 
 def analysis_for(user: AbstractBaseUser, pk: int) -> Analysis:
     return get_object_or_404(Analysis.objects.select_related("capture", "capture__lesion__patient"), pk=pk,
-                             capture__lesion__patient__clinic_id__in=clinic_ids_for(user))
+                             capture__lesion__patient__clinic_id__in=member_clinic_ids(user))
 
 
 def current_analysis(capture: Capture) -> Analysis | None:
