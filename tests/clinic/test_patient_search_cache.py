@@ -1,7 +1,8 @@
 """A patient search's count and rendered pages are kept per process under the user's clinics' data
-generations and names (clinic.selectors.patient_search_page), like the worklist and the case page:
-going back to a search's results neither searches nor reads the patients again, every write that
-changes what the list shows shows on the next view, and clinics never share an entry."""
+generations (clinic.selectors.patient_search_page), like the worklist and the case page: going
+back to a search's results neither searches nor reads the patients again, every write that changes
+what the list shows (a clinic's rename included) shows on the next view, and clinics never share
+an entry."""
 
 from __future__ import annotations
 

@@ -48,13 +48,15 @@ def tiny_isic2016(root, n_training=18, n_test=6):
 @pytest.fixture
 def eager_tensorflow():
     """Keras runs the training and prediction steps without tracing them into graphs. Tracing four
-    models was most of the experiment test's time (129 s against 44 s eagerly on a 2-core VM); the
-    steps compute the same thing, and tests/ml/test_models.py trains through traced graphs."""
+    models was most of the experiment test's time (129 s against 42 s eagerly on a 2-core VM); the
+    steps compute the same thing, and tests/ml/test_models.py trains the segmenter and the
+    classifier through traced graphs."""
     import tensorflow as tf  # noqa: PLC0415 - only for this test; the ml package imports it lazily
 
+    before = tf.config.functions_run_eagerly()
     tf.config.run_functions_eagerly(True)
     yield
-    tf.config.run_functions_eagerly(False)
+    tf.config.run_functions_eagerly(before)
 
 
 @pytest.mark.slow

@@ -97,13 +97,10 @@ def test_tiny_training_step_lowers_the_loss_and_export_round_trips(tmp_path):
     np.testing.assert_array_equal(model.predict(images, verbose=0), loaded.predict(images, verbose=0))
 
 
-def test_training_cli_resumes_and_exports(tmp_path):
-    """A tiny dataset in the shared layout: train 1 epoch, then resume to 2, and get an export."""
+def tiny_shared_layout(data):
+    """Twelve synthetic captures in the shared data's layout: nine for train, three for val."""
     from PIL import Image
 
-    from ml.training import SegmenterConfig, train_segmenter
-
-    data = tmp_path / "data"
     (data / "images").mkdir(parents=True)
     (data / "masks").mkdir()
     images, masks = synthetic_batch(12, size=(40, 48))
@@ -113,6 +110,14 @@ def test_training_cli_resumes_and_exports(tmp_path):
         Image.fromarray((mask[..., 0] * 255).astype(np.uint8)).save(data / "masks" / f"IMG_{i}.png")
         rows.append(f"IMG_{i},{i % 2},L{i},{'val' if i >= 9 else 'train'}")
     (data / "labels.csv").write_text("\n".join(rows))
+    return data
+
+
+def test_training_cli_resumes_and_exports(tmp_path):
+    """A tiny dataset in the shared layout: train 1 epoch, then resume to 2, and get an export."""
+    from ml.training import SegmenterConfig, train_segmenter
+
+    data = tiny_shared_layout(tmp_path / "data")
     out = tmp_path / "runs" / "seg"
     config = SegmenterConfig(data=str(data), out=str(out), height=32, width=32, base_filters=4, depth=2, epochs=1,
                              batch_size=4)
@@ -125,6 +130,20 @@ def test_training_cli_resumes_and_exports(tmp_path):
     assert meta["input_shape"] == [32, 32, 3] and meta["version"]
     assert (out / "learning_curves.png").is_file()
     assert keras.saving.load_model(path, compile=False).output_shape == (None, 32, 32, 1)
+
+
+def test_classifier_training_traces_its_steps_and_exports_a_threshold(tmp_path):
+    """The classifier's training and prediction steps (class-weighted loss, AUC and accuracy)
+    traced into graphs as in a real run: the experiment test runs the same code eagerly."""
+    from ml.training import ClassifierConfig, train_classifier
+
+    data = tiny_shared_layout(tmp_path / "data")
+    out = tmp_path / "runs" / "classifier"
+    path = train_classifier(ClassifierConfig(data=str(data), out=str(out), size=32, epochs=1, batch_size=4))
+    meta = json.loads((out / "export" / "classifier.json").read_text())
+    assert meta["train_images"] == 9 and meta["val_metrics"]["images"] == 3
+    assert 0.0 <= meta["threshold"] <= 1.0 and meta["class_weights"]
+    assert keras.saving.load_model(path, compile=False).output_shape == (None, 1)
 
 
 @pytest.mark.parametrize("backbone,size", [("vgg16", 32), ("inception_v3", 75), ("mobilenet_v2", 32)])
