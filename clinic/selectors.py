@@ -208,8 +208,9 @@ def patient_search_page(user: AbstractBaseUser, query: str, page_number: str | i
     The count and each page's rendered rows are kept in this process's search cache while the
     user's clinics and their records are unchanged: going back to the results after opening a
     patient, or paging back, neither searches nor reads the patients again. The first view after
-    any write to the clinics or their records (a clinic's rename shows in the rows) searches again. On a
-    kept page, `page.object_list` is the search's unread slice: the rows are what shows."""
+    any write to the clinics or their records (a clinic's rename shows in the rows) searches
+    again. On a kept page, `page.object_list` is the search's unread slice: the rows are what
+    shows."""
     stamp = _search_stamp(user)  # before the records: see data_generation
     search = _patient_search(user, query, SEARCH_MATCH_CAP, stamp)
     page = CountedPaginator(search.patients, per_page, count=search.listed).get_page(page_number)
