@@ -4,6 +4,8 @@ that a rename changes, and need not read the names to check them (clinic.selecto
 
 from django.db import migrations
 
+from clinic.migrations._statement_triggers import drop_table_triggers_sql, table_triggers_sql
+
 TABLE = "clinic_clinic"
 CLINICS_OF_ROWS = "SELECT id FROM {rows}"
 
@@ -13,47 +15,6 @@ DO $$ BEGIN
     EXECUTE format('ALTER FUNCTION {TABLE}_data_changed() SET search_path = pg_catalog, %I, pg_temp',
                    current_schema());
 END $$;
-"""
-
-
-# clinic 0006's helpers as they were when this migration was written, copied (as lesions 0009
-# copies them) so that this migration's SQL never changes with that module.
-def table_triggers_sql(table: str, clinics_of_rows: str) -> str:
-    """INSERT, UPDATE and DELETE statement triggers on `table` that call clinic_data_changed with the
-    clinics of the rows written; `clinics_of_rows` selects them from the transition table `{rows}`.
-    (PostgreSQL allows transition tables only on single-event triggers: three triggers, one function.)"""
-    new, old = clinics_of_rows.format(rows="new_rows"), clinics_of_rows.format(rows="old_rows")
-    return f"""
-CREATE OR REPLACE FUNCTION {table}_data_changed() RETURNS trigger AS $$
-BEGIN
-    IF TG_OP = 'INSERT' THEN
-        PERFORM clinic_data_changed(ARRAY({new}));
-    ELSIF TG_OP = 'DELETE' THEN
-        PERFORM clinic_data_changed(ARRAY({old}));
-    ELSE
-        PERFORM clinic_data_changed(ARRAY({new} UNION {old}));
-    END IF;
-    RETURN NULL;
-END;
-$$ LANGUAGE plpgsql;
-DROP TRIGGER IF EXISTS {table}_inserted ON {table};
-DROP TRIGGER IF EXISTS {table}_updated ON {table};
-DROP TRIGGER IF EXISTS {table}_deleted ON {table};
-CREATE TRIGGER {table}_inserted AFTER INSERT ON {table} REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION {table}_data_changed();
-CREATE TRIGGER {table}_updated AFTER UPDATE ON {table} REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION {table}_data_changed();
-CREATE TRIGGER {table}_deleted AFTER DELETE ON {table} REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION {table}_data_changed();
-"""
-
-
-def drop_table_triggers_sql(table: str) -> str:
-    return f"""
-DROP TRIGGER IF EXISTS {table}_inserted ON {table};
-DROP TRIGGER IF EXISTS {table}_updated ON {table};
-DROP TRIGGER IF EXISTS {table}_deleted ON {table};
-DROP FUNCTION IF EXISTS {table}_data_changed();
 """
 
 
