@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -51,9 +51,17 @@ def data_generation(clinic_id: int) -> int | None:
     Read it before reading the records a cached page is built from: a write committed in between
     then leaves fresher records under the older key, never older records under the newer one.
     The sum over all slots: each transaction counts in whichever slot it could lock."""
+    generations = data_generations([clinic_id])
+    return None if generations is None else generations[0]
+
+
+def data_generations(clinic_ids: Sequence[int]) -> tuple[int, ...] | None:
+    """data_generation of each clinic, in the order given, read in one query; None as there."""
     if connection.vendor != "postgresql" or missing_generation_triggers():
         return None
-    return DataGeneration.objects.filter(clinic_id=clinic_id).aggregate(total=Sum("generation"))["total"] or 0
+    totals = dict(DataGeneration.objects.filter(clinic_id__in=clinic_ids).order_by().values("clinic_id")
+                  .annotate(total=Sum("generation")).values_list("clinic_id", "total"))
+    return tuple(totals.get(clinic_id, 0) for clinic_id in clinic_ids)
 
 
 @cache
@@ -187,8 +195,9 @@ def _search_stamp(user: AbstractBaseUser) -> tuple[object, ...]:
     """What a kept search is valid under (clinic.page_cache.cached_under): the data generation of
     each of the user's clinics, as one item, so that the stamp starts with None, and nothing is
     kept, where any clinic has no generation (or the user has no clinic). Read before the records."""
-    generations = tuple(data_generation(clinic_id) for clinic_id in clinic_ids_for(user))
-    return (None,) if not generations or None in generations else (generations,)
+    clinic_ids = clinic_ids_for(user)
+    generations = data_generations(clinic_ids) if clinic_ids else None
+    return (None,) if generations is None else (generations,)
 
 
 def _search_key(user: AbstractBaseUser, query: str, *parts: object) -> str:

@@ -169,7 +169,7 @@ def test_every_write_that_changes_the_list_shows_on_the_next_view(client_logged_
 
 def test_clinics_never_share_a_search(client_logged_in, other_clinic_clinician, smiths, monkeypatch):
     # Two clinics' generations may well be equal: the entry is still each clinic's own.
-    monkeypatch.setattr("clinic.selectors.data_generation", lambda clinic_id: 7)
+    monkeypatch.setattr("clinic.selectors.data_generations", lambda clinic_ids: (7,) * len(clinic_ids))
     listed(client_logged_in, searched(client_logged_in, "smith"))  # cached for clinic A
     other = Client()
     other.force_login(other_clinic_clinician)
@@ -183,6 +183,19 @@ def test_joining_a_clinic_widens_the_next_search(client_logged_in, clinician, ot
     MembershipFactory(user=clinician, clinic=other_clinic)
     assert [name for name, _ in listed(client_logged_in, url)] == [
         "Smith A", "Smith B", "Smith C", "Smith D", "Smith Elsewhere"]
+
+
+def test_a_user_of_two_clinics_sees_a_write_in_either_and_reads_their_generations_at_once(
+        client_logged_in, clinician, clinic, other_clinic, smiths):
+    MembershipFactory(user=clinician, clinic=other_clinic)
+    url = searched(client_logged_in, "smith")
+    assert len(listed(client_logged_in, url)) == 5  # now kept
+    with CaptureQueriesContext(connection) as queries:
+        assert len(listed(client_logged_in, url)) == 5
+    generation_reads = [q["sql"] for q in queries.captured_queries if '"clinic_datageneration"' in q["sql"]]
+    assert len(generation_reads) == 1, generation_reads
+    PatientFactory(clinic=other_clinic, identifier="S-Y", name="Smith Younger")
+    assert "Smith Younger" in [name for name, _ in listed(client_logged_in, url)]
 
 
 def test_pages_of_a_search_are_kept_apart(client_logged_in, smiths, monkeypatch):
