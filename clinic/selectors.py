@@ -5,19 +5,17 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.paginator import Page
 from django.db import connection
 from django.db.models import BooleanField, Count, F, Func, Q, QuerySet, Sum, TextField, Value
 from django.shortcuts import get_object_or_404
 
 from clinic.models import Clinic, DataGeneration, Membership, Patient
 from clinic.page_cache import cached_under
-from clinic.paging import CountedPaginator
 
 logger = logging.getLogger("clinic.selectors")
 
@@ -125,7 +123,7 @@ def patients_for(user: AbstractBaseUser, query: str = "", *, common_name: bool =
 # counting every match made the search page grow with the clinic. Past this many matches the list
 # says "more than" and asks for a narrower search instead of counting on.
 SEARCH_MATCH_CAP = 500
-SEARCH_CACHE = "searches"  # settings.CACHES: kept counts and pages (patient_search_page)
+SEARCH_CACHE = "searches"  # settings.CACHES: kept counts and pages (clinic.presentation.patient_search_page)
 # A kept search's key carries a keyed hash of the search text: a plain hash of a surname is reversed
 # from a list of surnames. Per process, as the cache is.
 _SEARCH_KEY_SECRET = secrets.token_bytes(16)
@@ -162,7 +160,8 @@ class PatientSearch:
         return min(self.matched, self.cap)
 
 
-def patient_search(user: AbstractBaseUser, query: str, cap: int | None = None) -> PatientSearch:
+def patient_search(user: AbstractBaseUser, query: str, cap: int | None = None, *,
+                   stamp: tuple[object, ...] | None = None) -> PatientSearch:
     """The patients a search finds and how many, read the way that suits how many match in the
     user's clinics.
 
@@ -174,24 +173,22 @@ def patient_search(user: AbstractBaseUser, query: str, cap: int | None = None) -
     count decides, not the planner's statistics, which are the whole table's: a name common in
     other clinics but rare in this one would otherwise walk this clinic's whole index. A user of
     several clinics keeps the two LIKEs: PostgreSQL 15 cannot walk that index in name order across
-    several clinic ids, so the function would only add a call per match."""
+    several clinic ids, so the function would only add a call per match.
+
+    The count is kept under `stamp` (search_stamp's, read now where not given)."""
     cap = SEARCH_MATCH_CAP if cap is None else cap
-    return _patient_search(user, query, cap, _search_stamp(user))
-
-
-def _patient_search(user: AbstractBaseUser, query: str, cap: int, stamp: tuple[object, ...]) -> PatientSearch:
-    """patient_search, its count kept under `stamp` (see _search_stamp)."""
+    stamp = search_stamp(user) if stamp is None else stamp
     patients = patients_for(user, query)
     # The search form's post counts the matches for its audit row; the result page it redirects to,
     # when served by the same web process, takes that count instead of counting again.
-    matched = cached_under(_search_key(user, query, "count", cap), stamp, lambda: count_up_to(patients, cap),
+    matched = cached_under(search_key(user, query, "count", cap), stamp, lambda: count_up_to(patients, cap),
                            cache=SEARCH_CACHE)
     if matched > cap and len(clinic_ids_for(user)) == 1:
         patients = patients_for(user, query, common_name=True)
     return PatientSearch(patients, matched, cap)
 
 
-def _search_stamp(user: AbstractBaseUser) -> tuple[object, ...]:
+def search_stamp(user: AbstractBaseUser) -> tuple[object, ...]:
     """What a kept search is valid under (clinic.page_cache.cached_under): the data generation of
     each of the user's clinics, as one item, so that the stamp starts with None, and nothing is
     kept, where any clinic has no generation (or the user has no clinic). Read before the records."""
@@ -200,37 +197,12 @@ def _search_stamp(user: AbstractBaseUser) -> tuple[object, ...]:
     return (None,) if generations is None else (generations,)
 
 
-def _search_key(user: AbstractBaseUser, query: str, *parts: object) -> str:
+def search_key(user: AbstractBaseUser, query: str, *parts: object) -> str:
     """A search's cache key: a keyed hash of the user's clinics and the text (a fixed length, however
     many clinics), then `parts`."""
     clinics = ",".join(map(str, clinic_ids_for(user)))
     digest = hmac.new(_SEARCH_KEY_SECRET, f"{clinics}\n{query.strip()}".encode(), "sha256").hexdigest()[:32]
     return ":".join(["search", digest, *map(str, parts)])
-
-
-def patient_search_page(user: AbstractBaseUser, query: str, page_number: str | int | None, per_page: int,
-                        render_rows: Callable[[Page], str]) -> tuple[PatientSearch, Page, str]:
-    """One page of a patient search (or of the whole list, for an empty query) and its rows as
-    `render_rows` renders them from the page; when it renders, each patient on the page carries
-    their lesion count (`lesion_count`).
-
-    The count and each page's rendered rows are kept in this process's search cache while the
-    user's clinics and their records are unchanged: going back to the results after opening a
-    patient, or paging back, neither searches nor reads the patients again. The first view after
-    any write to the clinics or their records (a clinic's rename shows in the rows) searches
-    again. On a kept page, `page.object_list` is the search's unread slice: the rows are what
-    shows."""
-    stamp = _search_stamp(user)  # before the records: see data_generation
-    search = _patient_search(user, query, SEARCH_MATCH_CAP, stamp)
-    page = CountedPaginator(search.patients, per_page, count=search.listed).get_page(page_number)
-
-    def search_rows() -> str:
-        page.object_list = with_lesion_counts(list(page.object_list))
-        return render_rows(page)
-
-    rows = cached_under(_search_key(user, query, "rows", SEARCH_MATCH_CAP, per_page, page.number), stamp,
-                        search_rows, cache=SEARCH_CACHE)
-    return search, page, rows
 
 
 def with_lesion_counts(patients: list[Patient]) -> list[Patient]:

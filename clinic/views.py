@@ -3,16 +3,14 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.safestring import mark_safe
 
-from clinic import audit, searches, selectors, services
+from clinic import audit, presentation, searches, selectors, services
 from clinic.forms import PatientForm, PatientSearchForm
 from clinic.models import AuditEvent
 
 PATIENTS_PER_PAGE = 25
-PATIENT_ROWS_TEMPLATE = "clinic/_patient_rows.html"
 
 
 def patient_list(request: HttpRequest) -> HttpResponse:
@@ -35,9 +33,8 @@ def patient_list(request: HttpRequest) -> HttpResponse:
     if query is None:
         messages.info(request, "That search has expired; please search again.")
         return redirect("patient_list")
-    search, page, rows = selectors.patient_search_page(
-        request.user, query, request.GET.get("page"), PATIENTS_PER_PAGE,
-        lambda searched: render_to_string(PATIENT_ROWS_TEMPLATE, {"page": searched, "query": query}))
+    search, page, rows = presentation.patient_search_page(request.user, query, request.GET.get("page"),
+                                                          PATIENTS_PER_PAGE)
     form = PatientSearchForm(initial={"q": query})
     return render(request, "clinic/patient_list.html", {
         "page": page, "rows": mark_safe(rows),  # noqa: S308 - our own template's output, escaped there

@@ -107,7 +107,7 @@ CACHES = {
     # recently used go first.
     "page_parts": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "page-parts",
                    "OPTIONS": {"MAX_ENTRIES": env.int("PAGE_PART_CACHE_ENTRIES", default=1_000)}},
-    # Patient searches' capped counts and rendered result rows (clinic.selectors.patient_search_page;
+    # Patient searches' capped counts and rendered result rows (clinic.presentation.patient_search_page;
     # about 6 KB for a page of 25, so about 30 MB per process when full), under the same generations:
     # many entries (each text searched, each page), kept apart so that a burst of searches (an API
     # client paging) never pushes the pages above out.

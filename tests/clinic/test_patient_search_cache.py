@@ -1,5 +1,5 @@
 """A patient search's count and rendered pages are kept per process under the user's clinics' data
-generations (clinic.selectors.patient_search_page), like the worklist and the case page: going
+generations (clinic.presentation.patient_search_page), like the worklist and the case page: going
 back to a search's results neither searches nor reads the patients again, every write that changes
 what the list shows (a clinic's rename included) shows on the next view, and clinics never share
 an entry."""
