@@ -1,6 +1,6 @@
-"""`make bench`: the inference, pipeline and web benchmarks and the growth table, then one JSON
-and one Markdown summary carrying the machine's description, so numbers from different
-machines never mix.
+"""`make bench`: the inference, pipeline and web benchmarks and the growth tables (p95 and database
+work per view), then one JSON and one Markdown summary carrying the machine's description, so
+numbers from different machines never mix.
 
 Environment:
   BENCH_DATABASE_URL  PostgreSQL for the 1x clinic (default postgres://postgres@127.0.0.1:5432/lesiontrack_bench;
@@ -107,6 +107,8 @@ def main() -> int:
             seeding[str(scale)] = seeded_clinic(py, scale_env, scale, data)
             stage(f"growth {scale}x", [py, "manage.py", "bench_web", *repeat, "--only", *growth_endpoints(),
                                       "--concurrency", "10", "50", "--out", str(OUT / f"growth-{scale}.json")], scale_env)
+            stage(f"page work {scale}x", [py, "manage.py", "bench_page_work", "--out", str(OUT / f"work-{scale}.json")],
+                  scale_env)
         previous = json.loads((OUT / "seeding.json").read_text()) if (OUT / "seeding.json").exists() else {}
         (OUT / "seeding.json").write_text(json.dumps({**previous, **{k: v for k, v in seeding.items() if v}}, indent=2))
     write_summary()
@@ -135,6 +137,7 @@ def write_summary() -> None:
         if path.exists():
             combined[name] = json.loads(path.read_text())
     combined["growth"] = {p.stem.split("-", 1)[1]: json.loads(p.read_text()) for p in sorted(OUT.glob("growth-*.json"))}
+    combined["page_work"] = {p.stem.split("-", 1)[1]: json.loads(p.read_text()) for p in sorted(OUT.glob("work-*.json"))}
     (OUT / "summary.json").write_text(json.dumps(combined, indent=2))
     (OUT / "summary.md").write_text(markdown(combined))
     print(f"\nwritten {OUT / 'summary.json'} and {OUT / 'summary.md'}")
@@ -158,6 +161,22 @@ def growth_table(growth: dict) -> list[str]:
     missing = {m for g in growth.values() for m in g.get("missing", {})}
     for name in sorted(missing):
         lines.append(f"| {name} | " + " | ".join("not built yet" for _ in scales) + " |")
+    return [*lines, ""]
+
+
+def page_work_table(work: dict) -> list[str]:
+    """Statements and database blocks per view at each size (bench_page_work): unlike a p95, these
+    do not move with the machine's speed."""
+    if not work:
+        return []
+    scales = sorted(work, key=float)
+    lines = ["## Growth: database work per view, statements / blocks (cold: kept parts built afresh; warm: kept)", "",
+             "| page | " + " | ".join(f"{s}x cold | {s}x warm" for s in scales) + " |",
+             "|---|" + "---|---|" * len(scales)]
+    for page in dict.fromkeys(p for w in work.values() for p in w["pages"]):
+        cells = [f"{v[view]['statements']} / {v[view]['blocks']:,}" if (v := work[s]["pages"].get(page)) else "–"
+                 for s in scales for view in ("cold", "warm")]
+        lines.append(f"| {page} | " + " | ".join(cells) + " |")
     return [*lines, ""]
 
 
@@ -204,6 +223,7 @@ def markdown(c: dict) -> str:
                          f"{run_['search_ms']['p95']:.1f} | {run_['search_cpu_ms']['median']:.1f} |")
         lines.append("")
     lines += growth_table(c.get("growth", {}))
+    lines += page_work_table(c.get("page_work", {}))
     for name in ("web", "gunicorn"):
         md = OUT / f"{name}.md"
         if md.exists():

@@ -1,0 +1,94 @@
+"""Database work per page as the clinic grows (not a test): each page of the growth table opened in
+process as the benchmark clinician, first with its kept parts built afresh (cold: the first view
+after a write) and then as kept (warm: what most views are). For each view: the statements run, and
+the database blocks the reads touch (EXPLAIN (ANALYZE, BUFFERS) of each SELECT run again: shared
+blocks hit plus read, planning excluded).
+
+A wrk p95 on a shared 2-core VM moves by half from one run to the next, more than any growth effect;
+these counts do not move with the machine's speed, so they show whether a page's work grows with
+the clinic. Prints a table and writes JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.core.cache import caches
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from bench.management.commands.bench_web import POSTED_SEARCH
+from bench.management.commands.bench_web import Command as WebBench
+from bench.report import GROWTH_ENDPOINTS, machine_description
+from clinic.selectors import missing_generation_triggers
+from lesions.models import Capture, Lesion
+
+KEPT_PARTS = ("page_parts", "searches")  # settings.CACHES: what a cold view builds afresh
+
+
+def blocks_of(plan: dict) -> int:
+    """Shared blocks hit and read by a plan's execution (its top node counts its children's)."""
+    return plan.get("Shared Hit Blocks", 0) + plan.get("Shared Read Blocks", 0)
+
+
+def statement_work(sql: str) -> dict:
+    """A captured statement's kind and, for a read, the blocks its execution touches."""
+    if not sql.lstrip().upper().startswith("SELECT"):
+        return {"read": False, "blocks": 0}
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql)
+        (explained,) = cursor.fetchone()
+    document = explained if isinstance(explained, list) else json.loads(explained)
+    return {"read": True, "blocks": blocks_of(document[0]["Plan"])}
+
+
+def view_work(client: Client, path: str) -> dict:
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(path)
+    if response.status_code != 200:
+        raise CommandError(f"{path} answered {response.status_code}")
+    statements = [statement_work(q["sql"]) for q in queries.captured_queries]
+    return {"statements": len(statements), "reads": sum(s["read"] for s in statements),
+            "blocks": sum(s["blocks"] for s in statements)}
+
+
+class Command(BaseCommand):
+    help = "Statements and database blocks per page view, cold and warm, on the seeded clinic."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--username", default="bench")
+        parser.add_argument("--clinic", default="Benchmark Clinic")
+        parser.add_argument("--out", default="bench-results/work.json")
+
+    def handle(self, *args, username: str, clinic: str, out: str, **options) -> None:
+        if connection.vendor != "postgresql":
+            raise CommandError("EXPLAIN (BUFFERS) needs PostgreSQL")
+        endpoints = WebBench()._endpoints(clinic, username)
+        client = Client()
+        client.force_login(get_user_model().objects.get(username=username))
+        missing_generation_triggers()  # read once per process: not part of any one page's work
+        pages = {}
+        for name in GROWTH_ENDPOINTS:
+            path = endpoints[name]
+            if path.startswith(POSTED_SEARCH):
+                response = client.post(reverse("patient_list"), {"q": path.removeprefix(POSTED_SEARCH)})
+                path = response.url
+            for cache in KEPT_PARTS:
+                caches[cache].clear()
+            pages[name] = {"path": path, "cold": view_work(client, path), "warm": view_work(client, path)}
+        results = {"machine": machine_description(), "rows": {"lesions": Lesion.objects.count(),
+                                                              "captures": Capture.objects.count()},
+                   "pages": pages}
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(results, indent=2))
+        self.stdout.write(f"{'page':32} {'cold: statements / blocks':>26} {'warm: statements / blocks':>26}")
+        for name, page in pages.items():
+            cold, warm = page["cold"], page["warm"]
+            self.stdout.write(f"{name:32} {cold['statements']:>16} / {cold['blocks']:>7} "
+                              f"{warm['statements']:>16} / {warm['blocks']:>7}")
+        self.stdout.write(f"written {out}")
