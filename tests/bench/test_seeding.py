@@ -4,7 +4,9 @@
 
 from __future__ import annotations
 
+import io
 import itertools
+import json
 import re
 import threading
 
@@ -211,3 +213,23 @@ def test_rows_made_ahead_in_a_thread_come_in_order_with_their_error():
     ahead.close()  # the consumer stopped: so does the thread
     assert not [t for t in threading.enumerate() if t.name == "seed-rows"]
     assert len(made) <= 6
+
+
+@pytest.mark.usefixtures("data_generation_kept")
+def test_page_work_counts_each_growth_pages_statements_and_blocks_cold_and_warm(tmp_path):
+    from django.core.management import call_command
+
+    from bench.report import GROWTH_ENDPOINTS
+
+    seed_clinic(patients=12, lesions=45, captures=330, data_dir=None, images=2, log=lambda _: None)
+    out = tmp_path / "work.json"
+    call_command("bench_page_work", out=str(out), stdout=io.StringIO())
+
+    pages = json.loads(out.read_text())["pages"]
+    assert set(pages) == set(GROWTH_ENDPOINTS)
+    for name, page in pages.items():
+        cold, warm = page["cold"], page["warm"]
+        # A kept view skips the records' reads: fewer statements, and far fewer blocks.
+        assert warm["statements"] < cold["statements"], name
+        assert 0 < warm["blocks"] < cold["blocks"], name
+        assert cold["reads"] <= cold["statements"]
