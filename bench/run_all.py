@@ -171,7 +171,8 @@ def page_work_table(work: dict) -> list[str]:
         return []
     scales = sorted(work, key=float)
     lines = ["## Growth: database work per view, statements / blocks (cold: kept parts built afresh; warm: kept)", "",
-             "| page | " + " | ".join(f"{s}x cold | {s}x warm" for s in scales) + " |",
+             "| page | " + " | ".join(f"{s}x ({work[s]['rows']['captures']:,} captures) cold | {s}x warm"
+                                      for s in scales) + " |",
              "|---|" + "---|---|" * len(scales)]
     for page in dict.fromkeys(p for w in work.values() for p in w["pages"]):
         cells = [f"{v[view]['statements']} / {v[view]['blocks']:,}" if (v := work[s]["pages"].get(page)) else "–"

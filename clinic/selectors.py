@@ -54,8 +54,9 @@ def data_generation(clinic_id: int) -> int | None:
 
 
 def data_generations(clinic_ids: Sequence[int]) -> tuple[int, ...] | None:
-    """data_generation of each clinic, in the order given, read in one query; None as there."""
-    if connection.vendor != "postgresql" or missing_generation_triggers():
+    """data_generation of each clinic, in the order given, read in one query; None as there, and
+    for no clinic at all (nothing may be kept under an empty stamp)."""
+    if not clinic_ids or connection.vendor != "postgresql" or missing_generation_triggers():
         return None
     totals = dict(DataGeneration.objects.filter(clinic_id__in=clinic_ids).order_by().values("clinic_id")
                   .annotate(total=Sum("generation")).values_list("clinic_id", "total"))
@@ -192,8 +193,7 @@ def search_stamp(user: AbstractBaseUser) -> tuple[object, ...]:
     """What a kept search is valid under (clinic.page_cache.cached_under): the data generation of
     each of the user's clinics, as one item, so that the stamp starts with None, and nothing is
     kept, where any clinic has no generation (or the user has no clinic). Read before the records."""
-    clinic_ids = clinic_ids_for(user)
-    generations = data_generations(clinic_ids) if clinic_ids else None
+    generations = data_generations(clinic_ids_for(user))
     return (None,) if generations is None else (generations,)
 
 

@@ -234,9 +234,10 @@ def reduced_rgb(data: bytes, max_side: int = 1024):
     """A small RGB numpy copy of stored image bytes for checks that need no full resolution
     (the image-quality check works at 256 pixels); JPEG decodes at reduced scale (draft mode).
 
-    Not thumbnail_png's decode on purpose: this runs in the upload request, so it drafts to the
-    smallest scale that still covers max_side, where a thumbnail drafts to twice its size for a
-    sharper picture and keeps the size Image.thumbnail gives the whole image."""
+    Not thumbnail_png's decode on purpose: this runs in the upload request, so it drafts the JPEG
+    decoder so that both sides stay at least max_side (half scale for a 4,000 × 3,000 photo, which
+    the thumbnail's twice-the-size draft would decode whole), where a thumbnail wants a sharper
+    picture and the size Image.thumbnail gives the whole image."""
     import numpy as np  # noqa: PLC0415 -- only when a capture is stored: the web process starts without numpy
 
     with Image.open(io.BytesIO(data)) as img:

@@ -1,8 +1,10 @@
 """Database work per page as the clinic grows (not a test): each page of the growth table opened in
 process as the benchmark clinician, first with its kept parts built afresh (cold: the first view
-after a write) and then as kept (warm: what most views are). For each view: the statements run, and
-the database blocks the reads touch (EXPLAIN (ANALYZE, BUFFERS) of each SELECT run again: shared
-blocks hit plus read, planning excluded).
+after a write) and then as kept (warm: what most views are). Every page is opened once before, so
+that neither view pays the process's one-off work. For each view: the statements run, and the
+shared buffer accesses of its reads (EXPLAIN (ANALYZE, BUFFERS) of each read run again in a
+transaction rolled back: blocks hit plus read, planning excluded; a block an index scan visits
+twice counts twice; sorts' temporary files are not counted).
 
 A wrk p95 on a shared 2-core VM moves by half from one run to the next, more than any growth effect;
 these counts do not move with the machine's speed, so they show whether a page's work grows with
@@ -12,12 +14,13 @@ the clinic. Prints a table and writes JSON.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.core.cache import caches
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connection
+from django.db import connection, transaction
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -36,13 +39,18 @@ def blocks_of(plan: dict) -> int:
     return plan.get("Shared Hit Blocks", 0) + plan.get("Shared Read Blocks", 0)
 
 
+READ = re.compile(r"\s*(\(|WITH\b|SELECT\b)", re.IGNORECASE)
+
+
 def statement_work(sql: str) -> dict:
-    """A captured statement's kind and, for a read, the blocks its execution touches."""
-    if not sql.lstrip().upper().startswith("SELECT"):
+    """A captured statement's kind and, for a read, the blocks its execution touches. Rolled back:
+    a read that locks rows (FOR UPDATE) keeps no lock."""
+    if not READ.match(sql):
         return {"read": False, "blocks": 0}
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql)
         (explained,) = cursor.fetchone()
+        transaction.set_rollback(True)
     document = explained if isinstance(explained, list) else json.loads(explained)
     return {"read": True, "blocks": blocks_of(document[0]["Plan"])}
 
@@ -68,16 +76,16 @@ class Command(BaseCommand):
     def handle(self, *args, username: str, clinic: str, out: str, **options) -> None:
         if connection.vendor != "postgresql":
             raise CommandError("EXPLAIN (BUFFERS) needs PostgreSQL")
+        if missing := missing_generation_triggers():
+            raise CommandError(f"no page is kept without the data generation triggers: {', '.join(missing)}")
         endpoints = WebBench()._endpoints(clinic, username)
         client = Client()
         client.force_login(get_user_model().objects.get(username=username))
-        missing_generation_triggers()  # read once per process: not part of any one page's work
+        paths = {name: self._path(client, endpoints[name]) for name in GROWTH_ENDPOINTS}
+        for path in paths.values():
+            view_work(client, path)  # the process's one-off work (templates, blank forms)
         pages = {}
-        for name in GROWTH_ENDPOINTS:
-            path = endpoints[name]
-            if path.startswith(POSTED_SEARCH):
-                response = client.post(reverse("patient_list"), {"q": path.removeprefix(POSTED_SEARCH)})
-                path = response.url
+        for name, path in paths.items():
             for cache in KEPT_PARTS:
                 caches[cache].clear()
             pages[name] = {"path": path, "cold": view_work(client, path), "warm": view_work(client, path)}
@@ -92,3 +100,13 @@ class Command(BaseCommand):
             self.stdout.write(f"{name:32} {cold['statements']:>16} / {cold['blocks']:>7} "
                               f"{warm['statements']:>16} / {warm['blocks']:>7}")
         self.stdout.write(f"written {out}")
+
+    @staticmethod
+    def _path(client: Client, endpoint: str) -> str:
+        """The page's path; for a search, its result page's, as the search form's post redirects to it."""
+        if not endpoint.startswith(POSTED_SEARCH):
+            return endpoint
+        response = client.post(reverse("patient_list"), {"q": endpoint.removeprefix(POSTED_SEARCH)})
+        if response.status_code != 302:
+            raise CommandError(f"the search for {endpoint.removeprefix(POSTED_SEARCH)!r} answered {response.status_code}")
+        return response.url
