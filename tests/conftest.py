@@ -183,13 +183,17 @@ def other_lesion(other_patient):
     return LesionFactory(patient=other_patient, label="Other clinic lesion")
 
 
+WORKER_APPLICATION_NAME = "lesiontrack-test-worker"  # the test workers' database sessions, in pg_stat_activity
+
+
 def worker_environment(media_root: str) -> dict[str, str]:
     from django.db import connection
 
     db = connection.settings_dict
     if db["ENGINE"].endswith("postgresql"):
         auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
-        url = f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+        url = (f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+               f"?application_name={WORKER_APPLICATION_NAME}")
     else:
         url = f"sqlite:///{db['NAME']}"
     return {"DATABASE_URL": url, "MEDIA_ROOT": media_root, "DJANGO_SETTINGS_MODULE": "config.settings.test",

@@ -240,6 +240,9 @@ else:
     # to a second worker while the first is still on it.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
 CELERY_TASK_ALWAYS_EAGER = False
+# Celery's Django fix-up closes the database connection around every task unless this is set; then
+# it closes it every this many tasks, and config.celery keeps connections as web requests do.
+CELERY_DB_REUSE_MAX = 1000
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
