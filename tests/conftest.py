@@ -183,17 +183,18 @@ def other_lesion(other_patient):
     return LesionFactory(patient=other_patient, label="Other clinic lesion")
 
 
-WORKER_APPLICATION_NAME = "lesiontrack-test-worker"  # the test workers' database sessions, in pg_stat_activity
+# The shared e2e worker's database sessions, as pg_stat_activity names them.
+E2E_WORKER_APPLICATION_NAME = "lesiontrack-e2e-worker"
 
 
-def worker_environment(media_root: str) -> dict[str, str]:
+def worker_environment(media_root: str, *, application_name: str = "lesiontrack-test-worker") -> dict[str, str]:
     from django.db import connection
 
     db = connection.settings_dict
     if db["ENGINE"].endswith("postgresql"):
         auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
         url = (f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-               f"?application_name={WORKER_APPLICATION_NAME}")
+               f"?application_name={application_name}")
     else:
         url = f"sqlite:///{db['NAME']}"
     return {"DATABASE_URL": url, "MEDIA_ROOT": media_root, "DJANGO_SETTINGS_MODULE": "config.settings.test",
@@ -206,7 +207,8 @@ def analysis_worker(django_db_setup, django_db_blocker, media_root, tmp_path_fac
     if settings.STORAGE_BACKEND != "local":
         pytest.skip("the shared worker serves local storage; S3 tests start their own")
     with django_db_blocker.unblock():
-        env = worker_environment(media_root)
+        # A kept session outlives the session-long tests that look at it (test_pipeline_e2e).
+        env = {**worker_environment(media_root, application_name=E2E_WORKER_APPLICATION_NAME), "CONN_MAX_AGE": "3600"}
     log = tmp_path_factory.mktemp("worker") / "worker.log"
     proc = start_worker(env=env, name="e2e", log_path=log, purge=True)
     yield proc

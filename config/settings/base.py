@@ -86,6 +86,14 @@ DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 # A kept connection is checked before reuse, so a database restart costs a reconnect, not a 500.
 # https://docs.djangoproject.com/en/5.2/ref/databases/#caveats
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    # Kept connections (web processes and workers): one to a database host that vanished without
+    # closing it (a crash, a failover) would hang a request or a task until the kernel gives up,
+    # about 15 minutes. libpq's keepalives and TCP timeout end it within a minute. Options given in
+    # DATABASE_URL win.
+    DATABASES["default"]["OPTIONS"] = {
+        "connect_timeout": 10, "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
+        "keepalives_count": 3, "tcp_user_timeout": 30_000, **DATABASES["default"].get("OPTIONS", {})}
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # The laptop default has a web process and a worker writing to one file: wait for the lock
     # rather than fail, and take it at the start of each transaction.
@@ -241,7 +249,7 @@ else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
 CELERY_TASK_ALWAYS_EAGER = False
 # Celery's Django fix-up closes the database connection around every task unless this is set; then
-# it closes it every this many tasks, and config.celery keeps connections as web requests do.
+# it closes it about every this many tasks, and config.celery keeps connections as web requests do.
 CELERY_DB_REUSE_MAX = 1000
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

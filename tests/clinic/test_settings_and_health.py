@@ -109,3 +109,17 @@ def test_healthz_says_degraded_when_the_broker_is_down(settings):
     body = response.json()
     assert body["status"] == "degraded" and body["down"] == [] and "broker" in body["degraded"]
     assert body["checks"]["broker"] != "ok"
+
+
+def test_a_kept_postgresql_connection_has_tcp_keepalives_and_timeouts(db):
+    """A kept connection to a host that vanished without closing it must not hang a request or a
+    task for the kernel's 15 minutes: the options reach libpq."""
+    from django.db import connection
+
+    from tests.conftest import require_service, using_postgres
+
+    require_service(using_postgres(), "DATABASE_URL=postgres://… (PostgreSQL)")
+    connection.ensure_connection()
+    parameters = connection.connection.get_dsn_parameters()
+    assert (parameters["keepalives"], parameters["keepalives_idle"], parameters["tcp_user_timeout"]) == ("1", "30", "30000")
+    assert parameters["connect_timeout"] == "10"

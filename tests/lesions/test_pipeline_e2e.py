@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from lesions import notes
 from lesions.models import Analysis, Capture
-from tests.conftest import WORKER_APPLICATION_NAME, require_service, using_postgres, using_redis
+from tests.conftest import E2E_WORKER_APPLICATION_NAME, require_service, using_postgres, using_redis
 from tests.factories import lesion_image
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -93,16 +93,17 @@ def test_the_worker_keeps_its_database_session_from_task_to_task(analysis_worker
         while not capture.thumbnail and time.monotonic() < deadline:  # the second task of the upload
             time.sleep(0.2)
             capture.refresh_from_db()
+        assert capture.thumbnail
         sessions_after_each.append(worker_sessions())
     assert sessions_after_each[0], "the worker closed its session after its tasks"
     assert sessions_after_each[0] == sessions_after_each[1]
 
 
 def worker_sessions() -> set[tuple]:
-    """The test workers' open database sessions: backend pid and start."""
+    """The shared e2e worker's open database sessions: backend pid and start."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT pid, backend_start FROM pg_stat_activity WHERE application_name = %s "
-                       "AND datname = current_database()", [WORKER_APPLICATION_NAME])
+                       "AND datname = current_database()", [E2E_WORKER_APPLICATION_NAME])
         return set(cursor.fetchall())
 
 
