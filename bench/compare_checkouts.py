@@ -42,7 +42,7 @@ def main() -> int:
     from bench.management.commands.bench_web import Command  # noqa: PLC0415
 
     web = Command()
-    endpoints = {k: v for k, v in web._endpoints("Benchmark Clinic", "bench").items()
+    endpoints = {k: v for k, v in web.endpoints("Benchmark Clinic", "bench").items()
                  if v and (not args.only or k in args.only) and k not in ("login page", "image fetch")}
     results: dict[str, dict[str, list[dict]]] = {"before": {}, "after": {}}
     port = 8766

@@ -8,9 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
+from django.db import connection
 from django.test import Client
 
-from tests.conftest import require_service, using_redis
+from tests.conftest import require_service, using_postgres, using_redis
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.django_db
@@ -114,10 +115,6 @@ def test_healthz_says_degraded_when_the_broker_is_down(settings):
 def test_a_kept_postgresql_connection_has_tcp_keepalives_and_timeouts(db):
     """A kept connection to a host that vanished without closing it must not hang a request or a
     task for the kernel's 15 minutes: the options reach libpq."""
-    from django.db import connection
-
-    from tests.conftest import require_service, using_postgres
-
     require_service(using_postgres(), "DATABASE_URL=postgres://… (PostgreSQL)")
     connection.ensure_connection()
     parameters = connection.connection.get_dsn_parameters()

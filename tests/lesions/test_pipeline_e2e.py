@@ -26,6 +26,15 @@ def wait_for_analysis(capture: Capture, timeout: float = 120.0) -> Analysis:
     raise AssertionError(f"analysis still {analysis.status} after {timeout}s")
 
 
+def wait_for_thumbnail(capture: Capture, timeout: float = 30.0):
+    """The capture's thumbnail once the default queue's task has made it (empty if it never did)."""
+    deadline = time.monotonic() + timeout
+    while not capture.thumbnail and time.monotonic() < deadline:
+        time.sleep(0.2)
+        capture.refresh_from_db()
+    return capture.thumbnail
+
+
 def test_suite_runs_on_real_postgres_and_redis():
     require_service(using_postgres(), "DATABASE_URL=postgres://… (PostgreSQL)")
     require_service(using_redis(), "CELERY_BROKER_URL=redis://… (Redis)")
@@ -60,11 +69,7 @@ def test_uploaded_image_is_analysed_by_a_real_worker(analysis_worker, client_log
     assert "histopathology" in analysis.stage_note
     assert "outline_on_border" in analysis.features["framing"]["measures"]  # quality check on the outline
     # Light work ran on the default queue: the thumbnail exists and is served behind the same check.
-    deadline = time.monotonic() + 30
-    while not capture.thumbnail and time.monotonic() < deadline:
-        time.sleep(0.2)
-        capture.refresh_from_db()
-    assert capture.thumbnail.name.startswith("thumbnails/")
+    assert wait_for_thumbnail(capture).name.startswith("thumbnails/")
     thumb = client_logged_in.get(reverse("capture_image", args=[capture.pk, "thumbnail"]))
     assert thumb.status_code == 200
     # The result is read back through the page, including the overlay image behind the access check.
@@ -89,11 +94,7 @@ def test_the_worker_keeps_its_database_session_from_task_to_task(analysis_worker
         assert response.status_code == 302
         capture = Capture.objects.filter(lesion=lesion).latest("id")
         assert wait_for_analysis(capture).status == Analysis.Status.DONE
-        deadline = time.monotonic() + 30
-        while not capture.thumbnail and time.monotonic() < deadline:  # the second task of the upload
-            time.sleep(0.2)
-            capture.refresh_from_db()
-        assert capture.thumbnail
+        assert wait_for_thumbnail(capture)  # the upload's second task
         sessions_after_each.append(worker_sessions())
     assert sessions_after_each[0], "the worker closed its session after its tasks"
     assert sessions_after_each[0] == sessions_after_each[1]

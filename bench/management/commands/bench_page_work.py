@@ -78,7 +78,7 @@ class Command(BaseCommand):
             raise CommandError("EXPLAIN (BUFFERS) needs PostgreSQL")
         if missing := missing_generation_triggers():
             raise CommandError(f"no page is kept without the data generation triggers: {', '.join(missing)}")
-        endpoints = WebBench()._endpoints(clinic, username)
+        endpoints = WebBench().endpoints(clinic, username)
         client = Client()
         client.force_login(get_user_model().objects.get(username=username))
         paths = {name: self._path(client, endpoints[name]) for name in GROWTH_ENDPOINTS}

@@ -66,7 +66,7 @@ class Command(BaseCommand):
                out: str, **options) -> None:
         if not shutil.which("wrk"):
             raise CommandError("wrk is needed (apt-get install wrk)")
-        endpoints = self._endpoints(clinic, username)
+        endpoints = self.endpoints(clinic, username)
         rows = {"patients": Patient.objects.count(), "lesions": Lesion.objects.count(),
                 "captures": Capture.objects.count()}
         explain = self._explain(username)
@@ -105,7 +105,7 @@ class Command(BaseCommand):
 
     # -- what is measured -------------------------------------------------------------------------
 
-    def _endpoints(self, clinic: str, username: str) -> dict[str, str | None]:
+    def endpoints(self, clinic: str, username: str) -> dict[str, str | None]:
         lesions = showcase_lesions(clinic)
         missing = [n for n in (1, 5, 20) if n not in lesions]
         if missing:
