@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_process_init, worker_ready
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, connection
 
 from lesions import analysis, orphans
 from lesions.queueing import ANALYSIS_QUEUE
@@ -68,20 +69,44 @@ def analyze_capture_task(self, analysis_id: int) -> None:
 
 
 def _try_mark_queued(analysis_id: int, reason: str) -> None:
-    try:
-        analysis.mark_queued_for_retry(analysis_id, reason)
-    except (OperationalError, InterfaceError):
+    if not _write_on_a_working_connection(analysis.mark_queued_for_retry, analysis_id, reason):
         logger.warning("database unavailable; analysis_id=%s stays running until the retry or the sweep",
                        analysis_id)
 
 
 def _try_mark_failed(analysis_id: int, reason: str) -> None:
-    try:
-        analysis.mark_failed(analysis_id, reason)
-    except (OperationalError, InterfaceError):
+    if not _write_on_a_working_connection(analysis.mark_failed, analysis_id, reason):
         # The database is down as well: the row stays queued/running and the sweep settles it.
         logger.warning("database unavailable; analysis_id=%s not marked failed (%s); the sweep will take it",
                        analysis_id, reason)
+
+
+def _write_on_a_working_connection(write: Callable[[int, str], None], analysis_id: int, reason: str) -> bool:
+    """The write, and once more on a new connection when it failed on a broken one. A connection
+    that dropped during the analysis (a database restart, a failover, a network cut) stays
+    broken until it is closed, and Django closes it only when the next task starts. Without the
+    new connection the row would keep its attempt (and, for a retry, its running status), and a
+    few short outages would fail an image that never crashed a worker."""
+    try:
+        write(analysis_id, reason)
+        return True
+    except (OperationalError, InterfaceError):
+        if not _closed_a_broken_connection():
+            return False
+    try:
+        write(analysis_id, reason)
+        return True
+    except (OperationalError, InterfaceError):
+        return False
+
+
+def _closed_a_broken_connection() -> bool:
+    """Close the connection if it no longer answers, so that the next query opens a new one.
+    Not inside a transaction (an eager task runs in its caller's): that one is the caller's."""
+    if connection.in_atomic_block or connection.connection is None or connection.is_usable():
+        return False
+    connection.close()
+    return True
 
 
 @shared_task(bind=True, acks_late=True, max_retries=settings.TRANSIENT_MAX_RETRIES, soft_time_limit=30,

@@ -55,8 +55,11 @@ def load_analyzer() -> Analyzer | BatchingAnalyzer:
 
 @task_prerun.connect
 def _analysis_started(sender=None, **_kwargs) -> None:
-    if getattr(sender, "name", None) == ANALYZE_TASK and hasattr(_analyzer, "task_started"):
-        _analyzer.task_started()
+    if getattr(sender, "name", None) == ANALYZE_TASK and settings.ANALYSIS_BATCH_SIZE > 1:
+        # Loaded here if this is the process's first analysis (a worker whose queues do not
+        # include the analysis queue loads the models lazily): an analysis that started before
+        # the models were loaded must still be counted, or the batcher would not wait for it.
+        load_analyzer().task_started()
 
 
 @task_postrun.connect

@@ -132,6 +132,19 @@ def empty_caches():
         cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def celery_app_stays_the_projects():
+    """Every enqueue publishes through celery.current_app: a test that makes another Celery app
+    the current one (Celery(...) does unless told set_as_current=False) would send every later
+    test's jobs to that app's broker. Caught at the test that does it, not at a later victim."""
+    yield
+    from celery import current_app
+
+    from config.celery import app
+
+    assert current_app._get_current_object() is app, "this test left another Celery app as celery.current_app"
+
+
 @pytest.fixture
 def clinic():
     return ClinicFactory(name="Clinic A")

@@ -113,11 +113,14 @@ def test_a_threads_pool_worker_analyses_queued_captures_in_batches(media_root, l
     if settings.STORAGE_BACKEND != "local":
         pytest.skip("this worker serves local storage")
     # Queued before the worker starts, so that it finds several waiting at once; on a queue of this
-    # test's own, so that no other worker of the session (the shared e2e worker serves "gpu") takes them.
+    # test's own, so that no other worker (the shared e2e worker serves "gpu") takes them, emptied
+    # first of whatever an earlier run on the same broker left (its analysis ids are this run's too).
     monkeypatch.setattr(services, "enqueue_analysis_or_flag", lambda analysis_id: True)
     captures = [services.capture_create(request=None, user=None, lesion=lesion, data=lesion_image(radius=20 + i))
                 for i in range(4)]
-    queue = f"gpu-batch-test-{tmp_path.name}"
+    queue = "gpu-batch-test"
+    with current_app.connection_for_write() as connection:
+        connection.default_channel.queue_purge(queue)
     for capture in captures:
         current_app.send_task(ANALYZE_TASK, (capture.analyses.get().pk,), queue=queue)
     env = {**worker_environment(media_root), "ANALYSIS_BATCH_SIZE": "4", "ANALYSIS_BATCH_WAIT_MS": "3000"}
@@ -133,8 +136,10 @@ def test_a_threads_pool_worker_analyses_queued_captures_in_batches(media_root, l
     finally:
         stop_process(worker)
     analyses = list(Analysis.objects.filter(pk__in=ids))
-    assert [a.status for a in analyses] == ["done"] * 4, [a.error for a in analyses]
-    assert all(a.attempts == 1 for a in analyses)  # one claim each: batching did not run any twice
+    seen = [(a.pk, a.status, a.attempts, a.worker, a.error) for a in analyses]
+    log = (tmp_path / "worker.log").read_text(errors="replace")[-4000:]
+    assert [a.status for a in analyses] == ["done"] * 4, (seen, log)
+    assert all(a.attempts == 1 for a in analyses), (seen, log)  # one claim each: none ran twice
     assert max(a.timings["batch_size"] for a in analyses) > 1
     for a in analyses:
         assert {"asymmetry", "border", "colours", "diameter"} <= set(a.features) and a.mask.name

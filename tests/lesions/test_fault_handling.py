@@ -340,6 +340,43 @@ def test_transient_retries_outlast_a_long_outage_and_come_back_quickly(settings)
         assert max(waits) <= 30  # once the database is back, the next try comes within 30 s
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_dropped_during_the_analysis_still_gives_the_attempt_back(lesion, monkeypatch):
+    """The database ends the worker's session mid-analysis (a restart, a failover, a network cut):
+    the retry path opens a new connection to put the row back to queued with its attempt
+    returned, instead of failing on the dead one and leaving it running with the attempt spent."""
+    import psycopg2
+    from django.db import connection
+
+    from lesions import tasks
+
+    if connection.vendor != "postgresql":
+        pytest.skip("ends a PostgreSQL session from outside")
+    monkeypatch.setattr(services, "enqueue_analysis_or_flag", lambda analysis_id: True)
+    monkeypatch.setattr(services, "enqueue_thumbnail", lambda capture_id: True)
+    monkeypatch.setattr(tasks, "load_analyzer", lambda: None)  # the read fails before any model runs
+    analysis = services.capture_create(request=None, user=None, lesion=lesion, data=lesion_image()).analyses.get()
+
+    def read_while_the_session_is_ended(capture):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            pid = cursor.fetchone()[0]
+        params = connection.get_connection_params()
+        admin = psycopg2.connect(**{k: v for k, v in params.items() if k != "cursor_factory"})
+        try:
+            admin.cursor().execute("SELECT pg_terminate_backend(%s)", [pid])
+        finally:
+            admin.close()
+        return Capture.objects.filter(pk=capture.pk).exists()  # the first query after it fails
+
+    monkeypatch.setattr(pipeline, "read_capture_bytes", read_while_the_session_is_ended)
+    with pytest.raises(OperationalError):  # called directly, retry() re-raises the error instead of queueing
+        tasks.analyze_capture_task(analysis.pk)
+    analysis.refresh_from_db()
+    assert (analysis.status, analysis.attempts) == (Analysis.Status.QUEUED, 0)
+    assert analysis.error.startswith("retrying: ")
+
+
 def test_thumbnail_of_a_missing_image_is_recorded_so_the_sweep_stops_asking(lesion, private_media):
     capture = realistic_capture(lesion)
     os.remove(os.path.join(private_media, capture.image.name))

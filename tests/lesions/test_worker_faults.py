@@ -60,7 +60,9 @@ def send_to_private_broker(env: dict[str, str], analysis_id: int) -> str:
     """Publish one more delivery of an analysis job, as the broker would redeliver it; returns the task id."""
     from celery import Celery
 
-    client = Celery(broker=env["CELERY_BROKER_URL"])
+    # Not made the current app (Celery's default): lesions.queueing publishes through
+    # celery.current_app, and every later test of the session would publish to this broker.
+    client = Celery(broker=env["CELERY_BROKER_URL"], set_as_current=False)
     try:
         return client.send_task(ANALYZE_TASK, (analysis_id,), queue="gpu").id
     finally:
