@@ -11,7 +11,7 @@ from functools import cache
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
-from django.db.models import BooleanField, Count, F, Func, Q, QuerySet, Sum, TextField, Value
+from django.db.models import BooleanField, Count, F, Func, Q, QuerySet, TextField, Value
 from django.shortcuts import get_object_or_404
 
 from clinic.models import Clinic, DataGeneration, Membership, Patient
@@ -58,8 +58,12 @@ def data_generations(clinic_ids: Sequence[int]) -> tuple[int, ...] | None:
     for no clinic at all (nothing may be kept under an empty stamp)."""
     if not clinic_ids or connection.vendor != "postgresql" or missing_generation_triggers():
         return None
-    totals = dict(DataGeneration.objects.filter(clinic_id__in=clinic_ids).order_by().values("clinic_id")
-                  .annotate(total=Sum("generation")).values_list("clinic_id", "total"))
+    # Written out: every kept page reads it, and the ORM's compiling of this one grouped sum took
+    # longer than the query (about 0.65 of 1.05 ms on a 2-core VM).
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT clinic_id, SUM(generation) FROM {connection.ops.quote_name(DataGeneration._meta.db_table)} "  # noqa: S608 - the model's own table name
+                       "WHERE clinic_id = ANY(%s) GROUP BY clinic_id", [list(clinic_ids)])
+        totals = dict(cursor.fetchall())
     return tuple(totals.get(clinic_id, 0) for clinic_id in clinic_ids)
 
 

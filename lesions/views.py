@@ -75,7 +75,7 @@ def lesion_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def lesion_case(request: HttpRequest, pk: int) -> HttpResponse:
-    lesion = selectors.lesion_for(request.user, pk)
+    lesion = selectors.case_lesion_for(request.user, pk)
     audit.record(request=request, user=request.user, action=AuditEvent.Action.VIEW, obj=lesion,
                  clinic_id=lesion.patient.clinic_id)
     return render(request, "lesions/case.html", {"lesion": lesion, "patient": lesion.patient,

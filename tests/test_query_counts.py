@@ -11,7 +11,7 @@ from django.urls import reverse
 from clinic.selectors import missing_generation_triggers, patient_for
 from lesions import services
 from lesions.models import Analysis
-from lesions.selectors import analysis_for, capture_for, lesion_for
+from lesions.selectors import analysis_for, capture_for, case_lesion_for, lesion_for
 from tests.factories import LesionFactory, PatientFactory, lesion_image
 
 pytestmark = pytest.mark.django_db
@@ -88,14 +88,15 @@ def test_seed_command_builds_a_clinic(tmp_path):
     assert Analysis.objects.filter(status="done").count() == 400
 
 
-@pytest.mark.parametrize("find", [patient_for, lesion_for, capture_for, analysis_for], ids=lambda f: f.__name__)
+@pytest.mark.parametrize("find", [patient_for, lesion_for, case_lesion_for, capture_for, analysis_for],
+                         ids=lambda f: f.__name__)
 def test_a_records_clinic_check_is_part_of_its_query(clinician, other_clinic_clinician, lesion, find,
                                                      django_assert_num_queries):
     """Every case, patient and image request checks its record's clinic: with the clinician's
     memberships as a subquery, the check and the record are one query, and another clinic's
     member still gets a 404."""
     capture = services.capture_create(request=None, user=None, lesion=lesion, data=lesion_image())
-    record = {patient_for: lesion.patient, lesion_for: lesion, capture_for: capture,
+    record = {patient_for: lesion.patient, lesion_for: lesion, case_lesion_for: lesion, capture_for: capture,
               analysis_for: capture.analyses.get()}[find]
     with django_assert_num_queries(1):
         assert find(clinician, record.pk) == record
