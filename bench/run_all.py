@@ -164,19 +164,25 @@ def growth_table(growth: dict) -> list[str]:
     return [*lines, ""]
 
 
+def work_cell(view: dict) -> str:
+    calls = view.get("python_calls")  # not counted in results written before it was
+    return f"{view['statements']} / {view['blocks']:,} / " + (f"{calls:,}" if calls is not None else "–")
+
+
 def page_work_table(work: dict) -> list[str]:
-    """Statements and database blocks per view at each size (bench_page_work): unlike a p95, these
-    do not move with the machine's speed."""
+    """Statements, database blocks and Python calls per view at each size (bench_page_work): unlike
+    a p95, these do not move with the machine's speed."""
     if not work:
         return []
     scales = sorted(work, key=float)
-    lines = ["## Growth: database work per view, statements / blocks (cold: kept parts built afresh; warm: kept)", "",
+    lines = ["## Growth: work per view, statements / blocks / Python calls (cold: kept parts built afresh; "
+             "warm: kept)", "",
              "| page | " + " | ".join(f"{s}x ({work[s]['rows']['captures']:,} captures) cold | {s}x warm"
                                       for s in scales) + " |",
              "|---|" + "---|---|" * len(scales)]
     for page in dict.fromkeys(p for w in work.values() for p in w["pages"]):
-        cells = [f"{v[view]['statements']} / {v[view]['blocks']:,}" if (v := work[s]["pages"].get(page)) else "–"
-                 for s in scales for view in ("cold", "warm")]
+        cells = [work_cell(v[view]) if (v := work[s]["pages"].get(page)) else "–" for s in scales
+                 for view in ("cold", "warm")]
         lines.append(f"| {page} | " + " | ".join(cells) + " |")
     return [*lines, ""]
 

@@ -6,14 +6,20 @@ shared buffer accesses of its reads (EXPLAIN (ANALYZE, BUFFERS) of each read run
 transaction rolled back: blocks hit plus read, planning excluded; a block an index scan visits
 twice counts twice; sorts' temporary files are not counted).
 
+Also the Python function calls each view makes in this process (cProfile's count, the test client
+and the query capture included): the web side's work, as the statements and blocks are the
+database's.
+
 A wrk p95 on a shared 2-core VM moves by half from one run to the next, more than any growth effect;
 these counts do not move with the machine's speed, so they show whether a page's work grows with
-the clinic. Prints a table and writes JSON.
+the clinic, and what a change to a view saves. Prints a table and writes JSON.
 """
 
 from __future__ import annotations
 
+import cProfile
 import json
+import pstats
 import re
 from pathlib import Path
 
@@ -56,13 +62,18 @@ def statement_work(sql: str) -> dict:
 
 
 def view_work(client: Client, path: str) -> dict:
+    profile = cProfile.Profile()
     with CaptureQueriesContext(connection) as queries:
-        response = client.get(path)
+        profile.enable()
+        try:
+            response = client.get(path)
+        finally:
+            profile.disable()
     if response.status_code != 200:
         raise CommandError(f"{path} answered {response.status_code}")
     statements = [statement_work(q["sql"]) for q in queries.captured_queries]
     return {"statements": len(statements), "reads": sum(s["read"] for s in statements),
-            "blocks": sum(s["blocks"] for s in statements)}
+            "blocks": sum(s["blocks"] for s in statements), "python_calls": pstats.Stats(profile).total_calls}
 
 
 class Command(BaseCommand):
@@ -94,11 +105,12 @@ class Command(BaseCommand):
                    "pages": pages}
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(json.dumps(results, indent=2))
-        self.stdout.write(f"{'page':32} {'cold: statements / blocks':>26} {'warm: statements / blocks':>26}")
+        self.stdout.write(f"{'page':32} {'cold: statements / blocks / Python calls':>42} "
+                          f"{'warm: statements / blocks / Python calls':>42}")
         for name, page in pages.items():
             cold, warm = page["cold"], page["warm"]
-            self.stdout.write(f"{name:32} {cold['statements']:>16} / {cold['blocks']:>7} "
-                              f"{warm['statements']:>16} / {warm['blocks']:>7}")
+            self.stdout.write(f"{name:32} {cold['statements']:>16} / {cold['blocks']:>7} / {cold['python_calls']:>12} "
+                              f"{warm['statements']:>16} / {warm['blocks']:>7} / {warm['python_calls']:>12}")
         self.stdout.write(f"written {out}")
 
     @staticmethod
