@@ -60,8 +60,9 @@ def data_generations(clinic_ids: Sequence[int]) -> tuple[int, ...] | None:
         return None
     # Written out: every kept page reads it, and the ORM's compiling of this one grouped sum took
     # longer than the query (about 0.65 of 1.05 ms on a 2-core VM).
+    table = connection.ops.quote_name(DataGeneration._meta.db_table)
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT clinic_id, SUM(generation) FROM {connection.ops.quote_name(DataGeneration._meta.db_table)} "  # noqa: S608 - the model's own table name
+        cursor.execute(f"SELECT clinic_id, SUM(generation)::bigint FROM {table} "  # noqa: S608 - the model's own table
                        "WHERE clinic_id = ANY(%s) GROUP BY clinic_id", [list(clinic_ids)])
         totals = dict(cursor.fetchall())
     return tuple(totals.get(clinic_id, 0) for clinic_id in clinic_ids)

@@ -359,6 +359,13 @@ def _similar_index_epoch() -> int:
     return module.index_epoch if module is not None else 0
 
 
+def _assessor_name(lesion: Lesion) -> str:
+    """As read by lesions.selectors.case_lesion_for, without loading the user; else from the user."""
+    if hasattr(lesion, "assessor_name"):
+        return lesion.assessor_name or ""
+    return str(lesion.assessed_by or "")
+
+
 def case_body_html(lesion: Lesion, csrf_token: str) -> SafeString:
     """The case page's body (all of its content but the page frame), rendered from the saved rows.
 
@@ -368,8 +375,7 @@ def case_body_html(lesion: Lesion, csrf_token: str) -> SafeString:
     calibrated by it); the assessor's name (a user, whose table no trigger counts); and the
     similar-cases index (rebuilt in the background, lesions.similar). Only the unbound forms are in
     it, each CSRF token a stand-in replaced by `csrf_token`; a bound form with errors is rendered
-    by the view from case_context. The caller has checked access and recorded the view; `lesion`
-    comes from lesions.selectors.case_lesion_for."""
+    by the view from case_context. The caller has checked access and recorded the view."""
     clinic_id = lesion.patient.clinic_id
     generation = data_generation(clinic_id)  # before the records: see data_generation
     manifest = notes.current_manifest()
@@ -377,7 +383,7 @@ def case_body_html(lesion: Lesion, csrf_token: str) -> SafeString:
     # only when a page asks for it: the stamp's time slot makes a cached body ask again as often.
     slot = int(time.time() // max(1, settings.SIMILAR_INDEX_MAX_AGE_S))
     stamp = (generation, timezone.localdate().isoformat(), manifest.version if manifest else None,
-             lesion.assessor_name or "", _similar_index_epoch(), slot)
+             _assessor_name(lesion), _similar_index_epoch(), slot)
 
     def build() -> str:
         fresh = lesion

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.shortcuts import get_object_or_404
@@ -29,10 +30,12 @@ def lesion_for(user: AbstractBaseUser, pk: int) -> Lesion:
 
 def case_lesion_for(user: AbstractBaseUser, pk: int) -> Lesion:
     """lesion_for for the case page, whose body is kept (lesions.presentation.case_body_html) and
-    reads its records afresh when rebuilt: the lesion and its patient, and the assessor's name
-    for the kept body's stamp as `assessor_name`. The case page is the most viewed, and each
-    joined table costs the ORM's compiling and PostgreSQL's planning on every view."""
-    return get_object_or_404(Lesion.objects.select_related("patient").annotate(assessor_name=F("assessed_by__username")),
+    reads its records afresh when rebuilt: the lesion and its patient, and the assessor's user
+    name for the kept body's stamp as `assessor_name` (the page shows str(user), which is the
+    user name for Django's user model, the one used here). The case page is the most viewed, and
+    each joined table costs the ORM's compiling and PostgreSQL's planning on every view."""
+    assessor_name = F(f"assessed_by__{get_user_model().USERNAME_FIELD}")
+    return get_object_or_404(Lesion.objects.select_related("patient").annotate(assessor_name=assessor_name),
                              pk=pk, patient__clinic_id__in=member_clinic_ids(user))
 
 

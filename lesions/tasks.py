@@ -82,31 +82,23 @@ def _try_mark_failed(analysis_id: int, reason: str) -> None:
 
 
 def _write_on_a_working_connection(write: Callable[[int, str], None], analysis_id: int, reason: str) -> bool:
-    """The write, and once more on a new connection when it failed on a broken one. A connection
-    that dropped during the analysis (a database restart, a failover, a network cut) stays
-    broken until it is closed, and Django closes it only when the next task starts. Without the
-    new connection the row would keep its attempt (and, for a retry, its running status), and a
-    few short outages would fail an image that never crashed a worker."""
-    try:
-        write(analysis_id, reason)
-        return True
-    except (OperationalError, InterfaceError):
-        if not _closed_a_broken_connection():
-            return False
-    try:
-        write(analysis_id, reason)
-        return True
-    except (OperationalError, InterfaceError):
-        return False
-
-
-def _closed_a_broken_connection() -> bool:
-    """Close the connection if it no longer answers, so that the next query opens a new one.
-    Not inside a transaction (an eager task runs in its caller's): that one is the caller's."""
-    if connection.in_atomic_block or connection.connection is None or connection.is_usable():
-        return False
-    connection.close()
-    return True
+    """The write, and once more when it fails: both writes check the row's status first, so a
+    second one never does anything twice. A connection that dropped during the analysis (a
+    database restart, a failover, a network cut) fails the first write, and stays broken until
+    closed, which Django does only when the next task starts (or, inside the write's own
+    transaction, by opening a new one as it leaves). Without the second write the row would keep
+    its spent attempt (and, for a retry, its running status); a timed-out image would be run
+    again by the sweep. Not inside a transaction (an eager task runs in its caller's): that
+    connection is the caller's."""
+    for second in (False, True):
+        try:
+            write(analysis_id, reason)
+            return True
+        except (OperationalError, InterfaceError):
+            if second or connection.in_atomic_block:
+                return False
+            connection.close_if_unusable_or_obsolete()
+    return False
 
 
 @shared_task(bind=True, acks_late=True, max_retries=settings.TRANSIENT_MAX_RETRIES, soft_time_limit=30,

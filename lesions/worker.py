@@ -59,7 +59,11 @@ def _analysis_started(sender=None, **_kwargs) -> None:
         # Loaded here if this is the process's first analysis (a worker whose queues do not
         # include the analysis queue loads the models lazily): an analysis that started before
         # the models were loaded must still be counted, or the batcher would not wait for it.
-        load_analyzer().task_started()
+        try:
+            analyzer = load_analyzer()
+        except Exception:  # noqa: BLE001 -- the task's own load reports it, and fails the analysis
+            return
+        analyzer.task_started()
 
 
 @task_postrun.connect

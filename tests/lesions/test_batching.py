@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 
 import numpy as np
 import pytest
@@ -96,6 +97,38 @@ def test_models_slower_than_the_time_limit_end_the_analysis_as_a_soft_time_limit
     assert isinstance(results[0], SoftTimeLimitExceeded)
 
 
+def test_an_analysis_that_starts_before_the_models_are_loaded_is_counted_in_flight(settings, monkeypatch):
+    """A worker whose queues do not include the analysis queue loads its models at its first
+    analysis: the tasks that start meanwhile are counted all the same, so that the batcher waits
+    for their images instead of running the first one alone."""
+    from types import SimpleNamespace
+
+    from celery.signals import task_postrun, task_prerun
+
+    from lesions import worker
+    from lesions.queueing import ANALYZE_TASK
+
+    settings.ANALYSIS_BATCH_SIZE = 4
+    batcher = BatchingAnalyzer(FakeAnalyzer(), max_batch=4, max_wait_s=0.0, time_limit_s=1.0)
+    monkeypatch.setattr(worker, "_analyzer", None)  # not loaded yet
+
+    def load_on_first_call():
+        worker._analyzer = batcher
+        return batcher
+
+    monkeypatch.setattr(worker, "load_analyzer", load_on_first_call)
+    class task:  # noqa: N801 - stands for the task object Celery sends with the signals
+        name = ANALYZE_TASK
+        # Eager, so that config.celery's connection upkeep (a worker's) leaves this test's database alone.
+        request = SimpleNamespace(is_eager=True)
+
+    for _ in range(3):
+        task_prerun.send(sender=task)
+    assert batcher._in_flight == 3
+    task_postrun.send(sender=task)
+    assert batcher._in_flight == 2
+
+
 @pytest.mark.e2e
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
@@ -113,14 +146,13 @@ def test_a_threads_pool_worker_analyses_queued_captures_in_batches(media_root, l
     if settings.STORAGE_BACKEND != "local":
         pytest.skip("this worker serves local storage")
     # Queued before the worker starts, so that it finds several waiting at once; on a queue of this
-    # test's own, so that no other worker (the shared e2e worker serves "gpu") takes them, emptied
-    # first of whatever an earlier run on the same broker left (its analysis ids are this run's too).
+    # run's own, so that no other worker (the shared e2e worker serves "gpu") takes them, and
+    # nothing that an earlier or a concurrent run on the same broker left or sent is in it (its
+    # analysis ids would be this run's too: each run's test database numbers its rows from 1).
     monkeypatch.setattr(services, "enqueue_analysis_or_flag", lambda analysis_id: True)
     captures = [services.capture_create(request=None, user=None, lesion=lesion, data=lesion_image(radius=20 + i))
                 for i in range(4)]
-    queue = "gpu-batch-test"
-    with current_app.connection_for_write() as connection:
-        connection.default_channel.queue_purge(queue)
+    queue = f"gpu-batch-test-{uuid.uuid4().hex}"
     for capture in captures:
         current_app.send_task(ANALYZE_TASK, (capture.analyses.get().pk,), queue=queue)
     env = {**worker_environment(media_root), "ANALYSIS_BATCH_SIZE": "4", "ANALYSIS_BATCH_WAIT_MS": "3000"}

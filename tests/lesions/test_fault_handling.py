@@ -216,7 +216,7 @@ def test_server_error_page_is_designed_and_shows_no_trace(client_logged_in, lesi
     def database_gone(*_args):
         raise OperationalError("could not connect to server: secret-host-name")
 
-    monkeypatch.setattr(selectors, "lesion_for", database_gone)
+    monkeypatch.setattr(selectors, "case_lesion_for", database_gone)
     client_logged_in.raise_request_exception = False
     response = client_logged_in.get(reverse("lesion_case", args=[lesion.pk]))
     body = response.content.decode()
@@ -341,10 +341,13 @@ def test_transient_retries_outlast_a_long_outage_and_come_back_quickly(settings)
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_connection_dropped_during_the_analysis_still_gives_the_attempt_back(lesion, monkeypatch):
-    """The database ends the worker's session mid-analysis (a restart, a failover, a network cut):
-    the retry path opens a new connection to put the row back to queued with its attempt
-    returned, instead of failing on the dead one and leaving it running with the attempt spent."""
+@pytest.mark.parametrize("then", ["a query fails", "the image is bad"])
+def test_a_connection_dropped_during_the_analysis_still_settles_the_row(lesion, monkeypatch, then):
+    """The database ends the worker's session mid-analysis (a restart, a failover, a network cut).
+    The task's own write then fails on the dead connection, and is made again on a new one:
+    after a failed query the row goes back to queued with its attempt returned; after a bad
+    image (or a timeout: the same write) it is failed. Neither is left running with the attempt
+    spent, for the sweep to run again."""
     import psycopg2
     from django.db import connection
 
@@ -367,14 +370,23 @@ def test_a_connection_dropped_during_the_analysis_still_gives_the_attempt_back(l
             admin.cursor().execute("SELECT pg_terminate_backend(%s)", [pid])
         finally:
             admin.close()
+        if then == "the image is bad":  # no query between: the task's write is the first on the dead connection
+            raise pipeline.BadImageError("The stored image cannot be decoded (test).")
         return Capture.objects.filter(pk=capture.pk).exists()  # the first query after it fails
 
     monkeypatch.setattr(pipeline, "read_capture_bytes", read_while_the_session_is_ended)
-    with pytest.raises(OperationalError):  # called directly, retry() re-raises the error instead of queueing
+    if then == "a query fails":
+        with pytest.raises(OperationalError):  # called directly, retry() re-raises the error instead of queueing
+            tasks.analyze_capture_task(analysis.pk)
+    else:
         tasks.analyze_capture_task(analysis.pk)
     analysis.refresh_from_db()
-    assert (analysis.status, analysis.attempts) == (Analysis.Status.QUEUED, 0)
-    assert analysis.error.startswith("retrying: ")
+    if then == "a query fails":
+        assert (analysis.status, analysis.attempts) == (Analysis.Status.QUEUED, 0)
+        assert analysis.error.startswith("retrying: ")
+    else:
+        assert (analysis.status, analysis.attempts) == (Analysis.Status.FAILED, 1)
+        assert analysis.error == "The stored image cannot be decoded (test)."
 
 
 def test_thumbnail_of_a_missing_image_is_recorded_so_the_sweep_stops_asking(lesion, private_media):
