@@ -29,11 +29,8 @@ def test_the_large_capture_benchmark_times_every_step_and_the_summary_shows_them
         assert parts <= steps["total"] * 1.01 and parts > steps["total"] * 0.5  # the steps make up the total
     assert result["runtime"] in ("tflite", "tensorflow") and result["machine"]["cores"] >= 1
 
-    sys.path.insert(0, str(REPO / "bench"))
-    try:
-        from run_all import markdown  # noqa: PLC0415 - a script's module, found on its own folder
-    finally:
-        sys.path.remove(str(REPO / "bench"))
+    from bench.run_all import markdown  # noqa: PLC0415
+
     summary = markdown({"machine": result["machine"], "finished": "now", "large_capture": result})
     assert "| step | 320 px | 640 px |" in summary
     assert f"| thumbnail | {result['rows'][0]['median_ms']['thumbnail']:.0f} |" in summary

@@ -238,14 +238,10 @@ def test_page_work_counts_each_growth_pages_statements_and_blocks_cold_and_warm(
 
 
 def test_the_summary_shows_each_views_work_and_a_dash_for_counts_an_older_result_lacks():
-    import importlib.util
-    from pathlib import Path
+    from bench.run_all import page_work_table
 
-    spec = importlib.util.spec_from_file_location("run_all", Path(__file__).resolve().parents[2] / "bench" / "run_all.py")
-    run_all = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(run_all)
     work = {"1": {"rows": {"captures": 200_000}, "pages": {"case page (20 captures)": {
         "cold": {"statements": 9, "blocks": 95, "python_calls": 31_204},
         "warm": {"statements": 5, "blocks": 16}}}}}  # written before Python calls were counted
 
-    assert "| case page (20 captures) | 9 / 95 / 31,204 | 5 / 16 / – |" in run_all.page_work_table(work)
+    assert "| case page (20 captures) | 9 / 95 / 31,204 | 5 / 16 / – |" in page_work_table(work)

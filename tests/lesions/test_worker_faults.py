@@ -14,6 +14,7 @@ from lesions.models import Analysis
 from lesions.queueing import ANALYZE_TASK
 from tests.conftest import require_service, using_postgres, worker_environment
 from tests.factories import textured_lesion_image
+from tests.lesions.test_pipeline_e2e import wait_for_thumbnail
 from tests.support.broker import publish_to
 from tests.support.processes import kill_hard, run_sweep, start_beat, start_worker, stop_process, wait_for_log
 from tests.support.servers import PrivateRedis
@@ -235,11 +236,7 @@ def test_upload_while_the_broker_is_down_is_analysed_once_it_is_back(lesion, wor
         procs.append(start_beat(env=env, log_path=tmp_path / "beat.log", schedule_dir=tmp_path))
         assert wait_for_status(analysis, {"done", "failed", "not_analysable"}).status == "done", analysis.error
         assert not analysis.awaiting_broker and analysis.attempts == 1
-        deadline = time.monotonic() + 60
-        while not capture.thumbnail and time.monotonic() < deadline:
-            capture.refresh_from_db()
-            time.sleep(0.3)
-        assert capture.thumbnail, "the sweep did not make the missing thumbnail"
+        assert wait_for_thumbnail(capture, timeout=60), "the sweep did not make the missing thumbnail"
     finally:
         for proc in reversed(procs):
             stop_process(proc)
