@@ -57,8 +57,8 @@ class Command(BaseCommand):
         parser.add_argument("--gunicorn-threads", type=int, default=4)
         parser.add_argument("--only", nargs="*", default=None, help="endpoint names to run (default: all)")
         parser.add_argument("--sweep", nargs="*", default=None, metavar="WORKERSxTHREADS",
-                            help="instead of the page table: case page (20 captures) at 10 and 50 users "
-                                 "for each gunicorn setting, e.g. 2x4 3x4 4x2")
+                            help="instead of the page table: the growth pages at 10 and 50 users for each "
+                                 "gunicorn setting, e.g. 2x4 3x4 4x2 (--only and --concurrency do not apply)")
         parser.add_argument("--out", default="bench-results/web.json")
 
     def handle(self, *args, username: str, password: str, clinic: str, concurrency: list[int], duration: int, repeat: int,
